@@ -1,0 +1,3 @@
+from searchprobe.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""`searchprobe <verb> …`: one verb per pipeline stage.
+
+Verbs live in `searchprobe.commands.<module>`, each with `add_arguments(parser)` and
+`run(args) -> int`. Only the chosen verb's module is imported, and command modules import
+their heavy dependencies (torch, transformer_lens, datasets) inside `run`, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from searchprobe import __version__
+from searchprobe.errors import SearchprobeError
+
+#: verb -> (module, one-line help). Add a verb by adding a module and a line here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "search": ("searchprobe.commands.search", "the search & prior-cost library: dovetail, levin, priors, forwarding, circuits, tm"),
+    "demo": ("searchprobe.commands.demo", "run the end-to-end demo pipeline that exists so far"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    verbs = "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="searchprobe",
+        description="Is this transformer doing search inside, and how?",
+        epilog=f"verbs:\n{verbs}\n\nRun `searchprobe VERB --help` for a verb's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"searchprobe {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser.add_argument("verb", nargs="?", choices=sorted(COMMANDS), metavar="VERB", help="one of: " + ", ".join(COMMANDS))
+    return parser
+
+
+def build_verb_parser(verb: str) -> argparse.ArgumentParser:
+    module_name, help_ = COMMANDS[verb]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"searchprobe {verb}", description=help_)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    module.add_arguments(parser)
+    parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    # Split global options from the verb and its own arguments.
+    head: list[str] = []
+    while argv and argv[0].startswith("-"):
+        head.append(argv.pop(0))
+    if not argv:
+        top.parse_args(head)  # handles --help / --version
+        top.print_help()
+        return 2
+    verb, rest = argv[0], argv[1:]
+    if verb not in COMMANDS:
+        top.print_usage(sys.stderr)
+        print(f"error: unknown verb {verb!r}; choose from: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    debug = "--debug" in head
+    try:
+        parser = build_verb_parser(verb)
+        args = parser.parse_args(rest)
+        debug = debug or args.debug
+        return int(args._run(args) or 0)
+    except SearchprobeError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
