@@ -23,7 +23,8 @@ Searches may add extra numeric columns (e.g. ``alpha``, ``beta``, ``move``, ``st
 set it. The step of an event is its row index (`Trace.step`).
 
 `Trace.to_record()` gives a dict of plain Python lists (JSON-, Arrow- and HF-datasets-ready);
-`Trace.from_record()` inverts it exactly.
+`Trace.from_record()` inverts it exactly (a column stored as None, as Arrow fills the extra
+columns of other rows, is skipped).
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ class Trace:
     def from_record(cls, record: Mapping[str, list]) -> "Trace":
         cols = {}
         for name, values in record.items():
+            if values is None:  # an extra column this trace never had (Arrow fills it with null)
+                continue
             dtype = CORE_COLUMNS.get(name)
             arr = np.asarray(values, dtype=dtype) if dtype is not None else np.asarray(values)
             if dtype is None and arr.dtype == object:
