@@ -1,0 +1,71 @@
+"""Token arrays for training: padding, the solution-only loss mask, deterministic batch order.
+
+A `TokenData` holds N sequences right-padded to a common length. Right padding is harmless
+under causal attention (no real token attends to a pad), so no attention mask is needed; pads
+only need to be excluded from the loss, which the solution mask already does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from searchprobe.errors import DataError
+
+
+@dataclass(frozen=True)
+class TokenData:
+    """tokens: int64 (N, T) right-padded with `pad_id`; lengths (N,); solution_start (N,).
+
+    Position t of the loss predicts token t + 1; it counts iff solution_start <= t + 1 < length,
+    i.e. only the solution part (path or moves) is trained, never the prompt.
+    """
+
+    tokens: np.ndarray
+    lengths: np.ndarray
+    solution_start: np.ndarray
+    pad_id: int
+
+    @classmethod
+    def from_sequences(cls, sequences: Sequence[Sequence[int]], solution_start: Sequence[int], pad_id: int) -> "TokenData":
+        if len(sequences) == 0:
+            raise DataError("no sequences to train on (the split is empty)")
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        tokens = np.full((len(sequences), int(lengths.max())), pad_id, dtype=np.int64)
+        for i, s in enumerate(sequences):
+            tokens[i, : len(s)] = s
+        starts = np.asarray(solution_start, dtype=np.int64)
+        if (starts < 1).any() or (starts >= lengths).any():
+            bad = int(np.flatnonzero((starts < 1) | (starts >= lengths))[0])
+            raise DataError(f"sequence {bad}: solution_start={starts[bad]} is outside 1..{lengths[bad] - 1}")
+        return cls(tokens, lengths, starts, int(pad_id))
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def max_len(self) -> int:
+        return int(self.tokens.shape[1])
+
+    def loss_mask(self, rows: np.ndarray) -> np.ndarray:
+        """bool (len(rows), T-1): which next-token predictions count for these rows."""
+        target_pos = np.arange(1, self.max_len)[None, :]
+        return (target_pos >= self.solution_start[rows, None]) & (target_pos < self.lengths[rows, None])
+
+    def subset(self, rows: np.ndarray) -> "TokenData":
+        rows = np.asarray(rows)
+        width = int(self.lengths[rows].max())
+        return TokenData(self.tokens[rows, :width], self.lengths[rows], self.solution_start[rows], self.pad_id)
+
+
+def batch_rows(n_examples: int, batch_size: int, step: int, seed: int) -> np.ndarray:
+    """The example indices of global batch `step`: epoch-wise permutations seeded by (seed, epoch).
+
+    A pure function of its arguments, so a resumed run sees exactly the batches it would have.
+    """
+    per_epoch = max(1, n_examples // batch_size)
+    epoch, k = divmod(step, per_epoch)
+    order = np.random.Generator(np.random.PCG64([seed, epoch])).permutation(n_examples)
+    return order[k * batch_size : (k + 1) * batch_size]
