@@ -80,6 +80,12 @@ class Maze:
                     out.append(((r, c), (r, c + 1)))
         return out
 
+    def _repr_png_(self) -> bytes:
+        """Draw the maze with origin, target and path in a notebook."""
+        from searchprobe.tasks.maze.pictures import render_maze
+
+        return render_maze(self)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Maze):
             return NotImplemented
