@@ -1,0 +1,24 @@
+"""`searchprobe eval RUN_DIR [--data DIR]`: greedy rollouts on held-out data; print and save the metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="a run directory written by `searchprobe train`")
+    parser.add_argument("--data", help="dataset directory (default: the one the run was trained on)")
+    parser.add_argument("--split", default="test", help="split to evaluate on (default: test)")
+    parser.add_argument("--limit", type=int, default=1000, help="at most this many examples (default: 1000)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from searchprobe.errors import InputError
+    from searchprobe.train.run import evaluate_run
+
+    if args.limit <= 0:
+        raise InputError(f"--limit must be a positive integer, got {args.limit}")
+    result = evaluate_run(args.run_dir, args.data, split=args.split, limit=args.limit)
+    print(json.dumps(result, indent=2))
+    return 0

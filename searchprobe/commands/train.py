@@ -1,0 +1,59 @@
+"""`searchprobe train experiments/<name>.toml` (or `--data DIR --model PRESET`): write a run directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", nargs="?", help="experiment TOML (data, [model], [train])")
+    parser.add_argument("--data", help="dataset directory or task TOML (instead of an experiment file)")
+    parser.add_argument("--model", default=None, help="model preset: nano, micro, tiny, small")
+    parser.add_argument("--out", required=True, help="run directory to write")
+    parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--time-limit", type=float, help="stop after this many seconds (override train.time_limit_s)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import os
+
+    from searchprobe.errors import ConfigError
+    from searchprobe.train.run import ExperimentConfig, load_experiment, train_run
+
+    if args.experiment:
+        cfg = load_experiment(args.experiment)
+        if args.data:
+            cfg = dataclasses.replace(cfg, data=args.data)
+    elif args.data:
+        cfg = ExperimentConfig(data=args.data)
+    else:
+        raise ConfigError("give an experiment TOML or --data DIR (see `searchprobe train --help`)")
+    if args.model:
+        cfg = dataclasses.replace(cfg, model={**{k: v for k, v in cfg.model.items() if k != "preset"}, "preset": args.model})
+        cfg.model_config()  # validate the preset now, before any work
+    overrides = {}
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    if args.time_limit is not None:
+        overrides["time_limit_s"] = args.time_limit
+    if overrides:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        import torch
+
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        final = train_run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    finally:
+        if distributed:
+            import torch
+
+            torch.distributed.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({"run": args.out, "eval": final}, indent=2))
+    return 0
