@@ -386,3 +386,60 @@ def test_trace_values_outside_the_vocabulary_are_refused():
     enc = tok.encode(batch, [tb.build()])
     got = tok.decode_trace(enc.row(0)[0])
     assert got.kind.tolist() == [Event.CREATE] and got.node.tolist() == [4] and np.isnan(got.g).all()
+
+
+# --- grid layout -------------------------------------------------------------------------------
+
+
+def _grid_batch(generator: str, rows: int, cols: int, n: int = 40):
+    from searchprobe.tasks.maze.config import MazeConfig
+    from searchprobe.tasks.maze.dataset import generate_batch
+
+    return generate_batch(MazeConfig(rows=rows, cols=cols, generator=generator, n=n, token_format="grid"), np.arange(n))
+
+
+@pytest.mark.parametrize("generator, rows, cols", [("dfs", 5, 5), ("percolation", 4, 6), ("wilson", 3, 3)])
+def test_grid_layout_round_trips_and_names_open_sides(generator, rows, cols):
+    from searchprobe.tasks.maze.tokens import OPEN_TOKENS, MazeTokenizer, role_name
+
+    batch = _grid_batch(generator, rows, cols)
+    tok = MazeTokenizer(max(rows, cols), layout="grid")
+    enc = tok.encode(batch)
+    for b in range(len(batch)):
+        ids, roles = enc.row(b)
+        maze = batch[b]
+        assert tok.decode(ids, shape=(rows, cols)) == maze
+        assert np.array_equal(tok.roles_of(ids, shape=(rows, cols)), roles)
+        # Independent check of each cell token: its open sides from the maze's edge list.
+        open_sides = {(r, c): set() for r in range(rows) for c in range(cols)}
+        for (r1, c1), (r2, c2) in maze.edges():
+            open_sides[(r1, c1)].add("D" if r2 > r1 else "R")
+            open_sides[(r2, c2)].add("U" if r2 > r1 else "L")
+        words = [tok.vocab[i] for i in ids[1 : 1 + rows * cols]]
+        assert words == ["open:" + "".join(s for s in "UDLR" if s in open_sides[(r, c)])
+                         for r in range(rows) for c in range(cols)]
+        assert set(words) <= set(OPEN_TOKENS)
+        assert role_name(roles[1]) == "grid_cell" and tok.vocab[ids[enc.solution_start[b] - 1]] == "<PATH_START>"
+    assert enc.lengths.max() <= tok.max_length(rows, cols)
+
+
+def test_grid_layout_keeps_aotp_ids_and_rejects_corrupt_grids():
+    from searchprobe.tasks.maze.tokens import MazeTokenizer
+
+    aotp, grid = MazeTokenizer(5), MazeTokenizer(5, layout="grid")
+    assert grid.vocab[: aotp.vocab_size] == aotp.vocab and aotp.vocab_size == 11 + 25 + 4 + 25
+    batch = _grid_batch("dfs", 5, 5, n=2)
+    ids = grid.encode(batch).row(0)[0].copy()
+    text = grid.to_strings(ids).split()
+    with pytest.raises(DataError, match="not a square"):
+        grid.decode(grid.from_strings(text[:1] + text[2:]))
+    closed_neighbour = text.copy()
+    closed_neighbour[1] = "open:DR" if text[1] != "open:DR" else "open:D"  # (0,0) claims a passage its neighbour lacks
+    with pytest.raises(DataError, match="closed on that side|off the"):
+        grid.decode(grid.from_strings(closed_neighbour))
+    off_grid = text.copy()
+    off_grid[1] = "open:U"
+    with pytest.raises(DataError, match="off the 5x5 grid"):
+        grid.decode(grid.from_strings(off_grid))
+    with pytest.raises(InputError, match="layout='hex'"):
+        MazeTokenizer(5, layout="hex")

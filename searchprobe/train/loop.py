@@ -47,6 +47,7 @@ class TrainConfig:
     checkpoint_every: int = field(default=500, metadata={"hash": False})
     time_limit_s: float | None = field(default=None, metadata={"hash": False})
     device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata={"hash": False})
+    threads: int | None = field(default=None, metadata={"hash": False})  #: torch CPU threads; None = torch's default
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
@@ -56,6 +57,8 @@ class TrainConfig:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.threads is not None and self.threads <= 0:
+            raise ConfigError(f"train.threads must be a positive integer, got {self.threads}")
         if self.warmup_steps < 0 or self.grad_clip < 0:
             raise ConfigError("train.warmup_steps and train.grad_clip must be >= 0")
 

@@ -101,7 +101,7 @@ class MazeAdapter(TaskAdapter):
         from searchprobe.tasks.maze.tokens import MazeTokenizer
 
         tok = self.stored.config["tokenizer"]
-        return MazeTokenizer(tok["max_grid"], trace_format=tok.get("trace_format"))
+        return MazeTokenizer(tok["max_grid"], trace_format=tok.get("trace_format"), layout=tok.get("layout", "aotp"))
 
     def evaluate(self, model, split: str, limit: int, seed: int = 0) -> dict[str, float]:
         from searchprobe.train.rollout import greedy_rollout, maze_path_metrics, random_walk_paths
@@ -227,6 +227,8 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
     adapter = task_adapter(stored)
     train_data = adapter.token_data("train")
     model_cfg = cfg.model_config().with_data(len(adapter.vocab), train_data.max_len)
+    if cfg.train.threads is not None:
+        torch.set_num_threads(cfg.train.threads)
     device = pick_device(cfg.train.device)
     model = build_model(model_cfg, device=str(device))
     n_params = count_parameters(model)

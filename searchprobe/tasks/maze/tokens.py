@@ -35,6 +35,16 @@ cost token, and an event with NaN g has none. ``trace_format="searchformer"`` wr
 CLOSE events, ``"close"`` only the CLOSE events (the expansion order). Other event kinds are
 dropped.
 
+Grid layout (``layout="grid"``, searchprobe's compact format, not maze-dataset's): the adjacency
+list is replaced by one token per cell in row-major order, naming the cell's open sides::
+
+    <GRID_START> open:DR open:LR … open:U <GRID_END> <ORIGIN_START> (r,c) <ORIGIN_END> …
+
+``open:`` + a subset of ``UDLR`` in that order (``open:`` alone for a cell with no passage), so
+the cell is its position (token ``1 + r * n_cols + c``) and a 5×5 maze takes 38 tokens before the
+path instead of about 105. Its 18 tokens come after the cost tokens and exist only in grid-layout
+vocabularies, so AOTP ids are untouched. Decoding a grid needs ``shape`` unless the grid is square.
+
 Roles: every token carries an int role (see `ROLE_NAMES`, `role_code`, `role_name`). Path cells
 have role ``path:k`` (k = 0 for the origin repeated after ``<PATH_START>``), code
 ``PATH_ROLE_BASE + k``; all other codes are fixed and independent of the grid size.
@@ -69,6 +79,11 @@ SPECIAL_TOKENS: tuple[str, ...] = (
 TRACE_START, TRACE_END, TRACE_CREATE, TRACE_CLOSE = "<TRACE_START>", "<TRACE_END>", "create", "close"
 TRACE_TOKENS: tuple[str, ...] = (TRACE_START, TRACE_END, TRACE_CREATE, TRACE_CLOSE)
 TRACE_FORMATS: tuple[str, ...] = ("searchformer", "close")
+#: Grid-layout tokens: the section markers and one token per set of open sides (U, D, L, R).
+GRID_START, GRID_END = "<GRID_START>", "<GRID_END>"
+_SIDES = "UDLR"
+OPEN_TOKENS: tuple[str, ...] = tuple("open:" + "".join(_SIDES[i] for i in range(4) if m >> i & 1) for m in range(16))
+LAYOUTS: tuple[str, ...] = ("aotp", "grid")
 #: Largest max_grid: its vocabulary (32273 tokens) still fits int16 token ids.
 MAX_GRID = 127
 
@@ -99,6 +114,7 @@ ROLE_NAMES: tuple[str, ...] = (
     "target_start", "target", "target_end",  # 9-11
     "trace_start", "trace_kind", "trace_cell", "trace_g", "trace_h", "trace_end",  # 12-17
     "path_start", "path_end",  # 18-19
+    "grid_start", "grid_cell", "grid_end",  # 20-22 (grid layout)
 )
 PATH_ROLE_BASE = 32
 _ROLE_CODES = {name: code for code, name in enumerate(ROLE_NAMES)}
@@ -208,13 +224,16 @@ class MazeTokenizer:
     '<ADJLIST_START> (3,1) <--> (3,2) ; (0,5) <--> '
     """
 
-    def __init__(self, max_grid: int, trace_format: str | None = None) -> None:
+    def __init__(self, max_grid: int, trace_format: str | None = None, layout: str = "aotp") -> None:
         if isinstance(max_grid, bool) or not isinstance(max_grid, (int, np.integer)) or not 2 <= max_grid <= MAX_GRID:
             raise InputError(f"max_grid={max_grid!r} for MazeTokenizer; allowed: an int in 2..{MAX_GRID}")
         if trace_format is not None and trace_format not in TRACE_FORMATS:
             raise InputError(f"trace_format={trace_format!r} for MazeTokenizer; allowed: None, {', '.join(map(repr, TRACE_FORMATS))}")
+        if layout not in LAYOUTS:
+            raise InputError(f"layout={layout!r} for MazeTokenizer; allowed: {', '.join(map(repr, LAYOUTS))}")
         self.max_grid = int(max_grid)
         self.trace_format = trace_format
+        self.layout = layout
         g = self.max_grid
         cells = corner_first_cells(g)
         self.max_cost = g * g - 1
@@ -223,6 +242,7 @@ class MazeTokenizer:
             *(cell_token(r, c) for r, c in cells),
             *TRACE_TOKENS,
             *(f"c{v}" for v in range(self.max_cost + 1)),
+            *((GRID_START, GRID_END, *OPEN_TOKENS) if layout == "grid" else ()),
         ]
         self.token_to_id: dict[str, int] = {t: i for i, t in enumerate(self.vocab)}
         #: id of the token ``(r,c)``: ``cell_ids[r, c]``
@@ -241,11 +261,13 @@ class MazeTokenizer:
         for i, (r, c) in enumerate(cells):
             self._cell_row[len(SPECIAL_TOKENS) + i], self._cell_col[len(SPECIAL_TOKENS) + i] = r, c
         self._cost_value = np.full(n, -1, dtype=np.int64)
-        self._cost_value[self._cost0_id:] = np.arange(self.max_cost + 1)
+        self._cost_value[self._cost0_id:self._cost0_id + self.max_cost + 1] = np.arange(self.max_cost + 1)
         self._quad_cache: dict[tuple[int, int], np.ndarray] = {}
+        if layout == "grid":
+            self._open0_id = ids[OPEN_TOKENS[0]]
 
     def __repr__(self) -> str:
-        return f"MazeTokenizer(max_grid={self.max_grid}, trace_format={self.trace_format!r})"
+        return f"MazeTokenizer(max_grid={self.max_grid}, trace_format={self.trace_format!r}, layout={self.layout!r})"
 
     @property
     def vocab_size(self) -> int:
@@ -259,6 +281,8 @@ class MazeTokenizer:
 
     def max_length(self, n_rows: int, n_cols: int) -> int:
         """Longest possible token sequence (without a trace) for an n_rows × n_cols maze."""
+        if self.layout == "grid":
+            return 2 * n_rows * n_cols + 10
         n_edges = n_rows * (n_cols - 1) + n_cols * (n_rows - 1)
         return 4 * n_edges + n_rows * n_cols + 10
 
@@ -275,18 +299,24 @@ class MazeTokenizer:
             raise InputError(f"maze grid {R}x{C} is beyond the tokenizer's max_grid={self.max_grid}; allowed: rows, cols <= {self.max_grid}")
         conn = np.asarray(batch.connections, dtype=bool).reshape(B, 2 * R * C)
         seeds = np.asarray(batch.seed).astype(np.uint64)
-        segments = [_fixed_segment(B, [self.token_to_id[ADJLIST_START]], [_R["adjlist_start"]])]
-        segments.append(self._edge_segment(conn, seeds, R, C))
-        o, t = np.asarray(batch.origin, dtype=np.int64), np.asarray(batch.target, dtype=np.int64)
         ids = self.token_to_id
-        head = np.empty((B, 7), dtype=np.int32)
-        head[:] = [ids[ADJLIST_END], ids[ORIGIN_START], 0, ids[ORIGIN_END], ids[TARGET_START], 0, ids[TARGET_END]]
-        head[:, 2] = self.cell_ids[o[:, 0], o[:, 1]]
-        head[:, 5] = self.cell_ids[t[:, 0], t[:, 1]]
-        head_roles = np.broadcast_to(np.array(
-            [_R["adjlist_end"], _R["origin_start"], _R["origin"], _R["origin_end"], _R["target_start"], _R["target"], _R["target_end"]],
-            dtype=np.int16), (B, 7))
-        segments.append((head, head_roles, np.full(B, 7, dtype=np.int64)))
+        if self.layout == "grid":
+            segments = [self._grid_segment(np.asarray(batch.connections, dtype=bool))]
+            head_ids, head_role_names = [], []
+        else:
+            segments = [_fixed_segment(B, [ids[ADJLIST_START]], [_R["adjlist_start"]])]
+            segments.append(self._edge_segment(conn, seeds, R, C))
+            head_ids, head_role_names = [ids[ADJLIST_END]], ["adjlist_end"]
+        o, t = np.asarray(batch.origin, dtype=np.int64), np.asarray(batch.target, dtype=np.int64)
+        head_ids += [ids[ORIGIN_START], 0, ids[ORIGIN_END], ids[TARGET_START], 0, ids[TARGET_END]]
+        head_role_names += ["origin_start", "origin", "origin_end", "target_start", "target", "target_end"]
+        width = len(head_ids)
+        head = np.empty((B, width), dtype=np.int32)
+        head[:] = head_ids
+        head[:, width - 5] = self.cell_ids[o[:, 0], o[:, 1]]
+        head[:, width - 2] = self.cell_ids[t[:, 0], t[:, 1]]
+        head_roles = np.broadcast_to(np.array([_R[r] for r in head_role_names], dtype=np.int16), (B, width))
+        segments.append((head, head_roles, np.full(B, width, dtype=np.int64)))
         if self.trace_format is not None:
             if traces is None or len(traces) != B:
                 got = "None" if traces is None else f"{len(traces)} traces"
@@ -296,7 +326,7 @@ class MazeTokenizer:
         tokens, roles, lengths, starts = _concat_ragged(segments, self.pad_id)
         path_seg = len(segments) - 1
         solution_start = (starts[path_seg] + 1).astype(np.int32)
-        trace_start = (starts[3] + 1).astype(np.int32) if self.trace_format is not None else np.full(B, -1, dtype=np.int32)
+        trace_start = (starts[path_seg - 1] + 1).astype(np.int32) if self.trace_format is not None else np.full(B, -1, dtype=np.int32)
         return EncodedMazes(tokens, roles, lengths.astype(np.int32), solution_start, trace_start)
 
     def edge_order(self, connections: np.ndarray, seed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -345,6 +375,23 @@ class MazeTokenizer:
         roles = np.broadcast_to(np.array([_R["adj"], _R["adj_connector"], _R["adj"], _R["adj_separator"]], dtype=np.int16),
                                 block.shape).reshape(B, width)
         return block.reshape(B, width), roles, 4 * n_edges
+
+    def _grid_segment(self, connections: np.ndarray):
+        """``<GRID_START>``, one open-sides token per cell (row-major), ``<GRID_END>``."""
+        B, _, R, C = connections.shape
+        down, right = connections[:, 0], connections[:, 1]
+        up = np.zeros_like(down)
+        up[:, 1:] = down[:, :-1]
+        left = np.zeros_like(right)
+        left[:, :, 1:] = right[:, :, :-1]
+        mask = up * 1 + down * 2 + left * 4 + right * 8
+        seg = np.empty((B, R * C + 2), dtype=np.int32)
+        seg[:, 0] = self.token_to_id[GRID_START]
+        seg[:, 1:-1] = self._open0_id + mask.reshape(B, R * C)
+        seg[:, -1] = self.token_to_id[GRID_END]
+        roles = np.full((B, R * C + 2), _R["grid_cell"], dtype=np.int16)
+        roles[:, 0], roles[:, -1] = _R["grid_start"], _R["grid_end"]
+        return seg, roles, np.full(B, R * C + 2, dtype=np.int64)
 
     def _path_segment(self, batch: MazeBatch):
         B = len(batch)
@@ -439,8 +486,9 @@ class MazeTokenizer:
 
     def _allowed(self) -> str:
         g = self.max_grid
+        grid = f", {GRID_START} {GRID_END} open:…" if self.layout == "grid" else ""
         return (f"maze-dataset AOTP tokens ({' '.join(SPECIAL_TOKENS)}), cells (r,c) with 0 <= r, c < {g}, "
-                f"{' '.join(TRACE_TOKENS)}, c0..c{self.max_cost}")
+                f"{' '.join(TRACE_TOKENS)}, c0..c{self.max_cost}{grid}")
 
     def _check_ids(self, arr: np.ndarray) -> None:
         bad = (arr < 0) | (arr >= self.vocab_size)
@@ -502,19 +550,30 @@ class MazeTokenizer:
             pos += 1
             return int(row[ids[pos - 1]]), int(col[ids[pos - 1]])
 
-        expect(ADJLIST_START, "adjlist_start")
         edges: list[tuple[tuple[int, int], tuple[int, int], int]] = []
-        end_id = tid[ADJLIST_END]
-        while pos < n and ids[pos] != end_id:
-            start = pos
-            a = cell(_R["adj"], "adjacency list")
-            expect(CONNECTOR, "adj_connector")
-            b = cell(_R["adj"], "adjacency list")
-            if abs(a[0] - b[0]) + abs(a[1] - b[1]) != 1:
-                raise DataError(f"corrupt maze tokens: edge {cell_token(*a)} <--> {cell_token(*b)} at position {start} joins non-adjacent cells")
-            expect(ADJ_SEPARATOR, "adj_separator")
-            edges.append((a, b, start))
-        expect(ADJLIST_END, "adjlist_end")
+        if self.layout == "grid":
+            expect(GRID_START, "grid_start")
+            masks = []
+            while pos < n and self._open0_id <= ids[pos] < self._open0_id + 16:
+                masks.append(ids[pos] - self._open0_id)
+                roles[pos] = _R["grid_cell"]
+                pos += 1
+            expect(GRID_END, "grid_end")
+            shape = _grid_shape(len(masks), shape)
+            edges = _grid_edges(masks, shape, start=1)
+        else:
+            expect(ADJLIST_START, "adjlist_start")
+            end_id = tid[ADJLIST_END]
+            while pos < n and ids[pos] != end_id:
+                start = pos
+                a = cell(_R["adj"], "adjacency list")
+                expect(CONNECTOR, "adj_connector")
+                b = cell(_R["adj"], "adjacency list")
+                if abs(a[0] - b[0]) + abs(a[1] - b[1]) != 1:
+                    raise DataError(f"corrupt maze tokens: edge {cell_token(*a)} <--> {cell_token(*b)} at position {start} joins non-adjacent cells")
+                expect(ADJ_SEPARATOR, "adj_separator")
+                edges.append((a, b, start))
+            expect(ADJLIST_END, "adjlist_end")
         expect(ORIGIN_START, "origin_start")
         origin = cell(_R["origin"], "origin")
         expect(ORIGIN_END, "origin_end")
@@ -567,6 +626,37 @@ class MazeTokenizer:
         for kind, (r_, c_), g_, h_ in events:
             tb.add(Event(kind), node=r_ * C + c_, g=g_, h=h_)
         return _Parsed(maze, tb.build(), roles)
+
+
+def _grid_shape(n_cells: int, shape: tuple[int, int] | None) -> tuple[int, int]:
+    """The (rows, cols) of a grid section of `n_cells` tokens: `shape` if given, else the square."""
+    if shape is not None:
+        if int(shape[0]) * int(shape[1]) != n_cells:
+            raise DataError(f"corrupt maze tokens: the grid section has {n_cells} cells, not {shape[0]}x{shape[1]}")
+        return int(shape[0]), int(shape[1])
+    side = math.isqrt(n_cells)
+    if side < 2 or side * side != n_cells:
+        raise DataError(f"grid section of {n_cells} cells is not a square of side >= 2; pass shape=(rows, cols) to decode it")
+    return side, side
+
+
+def _grid_edges(masks: list[int], shape: tuple[int, int], start: int) -> list[tuple[tuple[int, int], tuple[int, int], int]]:
+    """Edges (a, b, token position) from per-cell open-side masks; both cells must agree on each passage."""
+    R, C = shape
+    edges = []
+    for i, m in enumerate(masks):
+        r, c = divmod(i, C)
+        for bit, (dr, dc), back in ((1, (-1, 0), 2), (2, (1, 0), 1), (4, (0, -1), 8), (8, (0, 1), 4)):
+            if not m & bit:
+                continue
+            r2, c2 = r + dr, c + dc
+            if not (0 <= r2 < R and 0 <= c2 < C):
+                raise DataError(f"corrupt maze tokens: {OPEN_TOKENS[m]!r} at position {start + i} opens cell {cell_token(r, c)} off the {R}x{C} grid")
+            if not masks[r2 * C + c2] & back:
+                raise DataError(f"corrupt maze tokens: {OPEN_TOKENS[m]!r} at position {start + i} opens {cell_token(r, c)} towards {cell_token(r2, c2)}, which is closed on that side")
+            if bit in (2, 8):  # list each passage once, from its upper/left cell
+                edges.append(((r, c), (r2, c2), start + i))
+    return edges
 
 
 @dataclass(frozen=True)
