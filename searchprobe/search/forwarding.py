@@ -235,13 +235,10 @@ def family_from_accepted(
 def tm_task_profile(task, num_programs: int | None = None, max_steps: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Halting time (`inf` = not within `max_steps`) and acceptance of the first programs of a `tm_tasks.TMTask`.
 
-    A program's run halts at its first wrong output (rejected) or after the last example
-    (accepted), with its runtime the total steps over the examples, exactly as
-    `task.start(i).advance(max_steps)` reports; runs longer than `max_steps` count as never
-    halting (the task's step cap). Vectorized like `tm_tasks.accepted_programs`.
+    Runs longer than `max_steps` count as never halting (the task's step cap); see
+    `tm_tasks.program_profile`.
     """
-    from searchprobe.search.machines import _simulate_internal
-    from searchprobe.search.tm_tasks import _group_tables
+    from searchprobe.search.tm_tasks import program_profile
 
     if int(max_steps) != max_steps or max_steps < 1:
         raise InputError(f"max_steps={max_steps!r} is not allowed; the step cap must be a positive integer")
@@ -249,35 +246,7 @@ def tm_task_profile(task, num_programs: int | None = None, max_steps: int = 64) 
     N = total if num_programs is None else int(num_programs)
     if not 1 <= N <= total:
         raise InputError(f"num_programs={num_programs!r} is not allowed for task {task.name!r}; use 1..{total}")
-    runtimes = np.full(N, np.inf)
-    accepted = np.zeros(N, dtype=bool)
-    space = task.space
-    for n in range(1, task.max_states + 1):
-        lo, hi = space.group_start(n), min(N, space.group_start(n + 1))
-        if lo >= hi:
-            break
-        nxt, write, move = _group_tables(n, np.arange(hi - lo, dtype=np.int64))
-        alive = np.arange(hi - lo)
-        used = np.zeros(hi - lo, dtype=np.int64)
-        for j, example in enumerate(task.examples):
-            alive = alive[used[alive] < max_steps]
-            if not alive.size:
-                break
-            cells = example.input.encode("ascii").translate(bytes.maketrans(b"01", b"\x00\x01"))
-            out = _simulate_internal(nxt[alive], write[alive], move[alive], max_steps - used[alive], cells, 0,
-                                     want_tapes=task.readout == "tape")
-            halted = out["row"] >= n
-            if task.readout == "ones":
-                correct = out["ones"] == example.output
-            else:
-                correct = np.array([seg is not None and seg[0].strip("0") == example.output for seg in out["segments"]],
-                                   dtype=bool)
-            used[alive] += out["steps"]
-            stop = halted & (~correct | (j + 1 == len(task.examples)))
-            runtimes[lo + alive[stop]] = used[alive[stop]]
-            accepted[lo + alive[stop & correct]] = True
-            alive = alive[halted & correct]
-    return runtimes, accepted
+    return program_profile(task, N, int(max_steps))
 
 
 def default_tm_tasks(max_states: int = 2) -> list:

@@ -244,17 +244,19 @@ class TMTaskRun:
         return ran
 
 
-def accepted_programs(task: TMTask, max_index: int, max_steps: int, *, batch_size: int = 65536) -> list[tuple[int, int]]:
-    """Every program with index < `max_index` that the task accepts within `max_steps` total steps.
+def program_profile(task: TMTask, max_index: int, max_steps: int, *, batch_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Halting time and acceptance of programs 0 … max_index-1, computed with the vectorized simulator.
 
-    Returns (index, runtime) pairs in index order, runtime = total steps over all examples, exactly
-    as `task.start(index)` would report; computed with the vectorized simulator.
+    Returns (runtimes, accepted): runtime = total steps over the examples up to the first wrong
+    output (rejected) or the last example (accepted), exactly as `task.start(i)` reports; inf for
+    a program that has not stopped within `max_steps` total steps (the step cap).
     """
     max_steps = _check_steps(max_steps, "max_steps")
     if isinstance(max_index, bool) or not isinstance(max_index, (int, np.integer)) or max_index < 0:
         raise InputError(f"max_index={max_index!r} is not allowed: expected an integer ≥ 0")
     max_index = min(int(max_index), task.num_programs())
-    found: list[tuple[int, int]] = []
+    runtimes = np.full(max_index, np.inf)
+    accepted = np.zeros(max_index, dtype=bool)
     space = task.space
     for n in range(1, task.max_states + 1):
         lo, hi = space.group_start(n), min(max_index, space.group_start(n + 1))
@@ -264,6 +266,7 @@ def accepted_programs(task: TMTask, max_index: int, max_steps: int, *, batch_siz
             alive = np.arange(len(offsets))
             used = np.zeros(len(offsets), np.int64)
             for j, ex in enumerate(task.examples):
+                alive = alive[used[alive] < max_steps]  # a later example needs budget left
                 if not alive.size:
                     break
                 cells = ex.input.encode("ascii").translate(bytes.maketrans(b"01", b"\x00\x01"))
@@ -273,14 +276,24 @@ def accepted_programs(task: TMTask, max_index: int, max_steps: int, *, batch_siz
                 if task.readout == "ones":
                     correct = out["ones"] == ex.output
                 else:
-                    correct = np.array([seg is not None and seg[0].strip("0") == ex.output for seg in out["segments"]])
+                    correct = np.array([seg is not None and seg[0].strip("0") == ex.output for seg in out["segments"]],
+                                       dtype=bool)
                 used[alive] += out["steps"]
-                keep = halted & correct
-                if j + 1 < len(task.examples):  # later examples need at least one step of budget left
-                    keep &= used[alive] < max_steps
-                alive = alive[keep]
-            found.extend((start + int(i), int(used[i])) for i in alive)
-    return found
+                stop = halted & (~correct | (j + 1 == len(task.examples)))
+                runtimes[start + alive[stop]] = used[alive[stop]]
+                accepted[start + alive[stop & correct]] = True
+                alive = alive[halted & correct]
+    return runtimes, accepted
+
+
+def accepted_programs(task: TMTask, max_index: int, max_steps: int, *, batch_size: int = 65536) -> list[tuple[int, int]]:
+    """Every program with index < `max_index` that the task accepts within `max_steps` total steps.
+
+    Returns (index, runtime) pairs in index order, runtime = total steps over all examples, exactly
+    as `task.start(index)` would report (see `program_profile`).
+    """
+    runtimes, accepted = program_profile(task, max_index, max_steps, batch_size=batch_size)
+    return [(int(i), int(runtimes[i])) for i in np.flatnonzero(accepted)]
 
 
 # --------------------------------------------------------------------------------------------
