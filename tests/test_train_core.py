@@ -183,3 +183,17 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     # And it really trained (the weights moved from the init).
     init = tiny_model().state_dict()
     assert any(not torch.allclose(init[k], ddp[k]) for k in init)
+
+
+def test_from_flat_equals_from_sequences():
+    rng = np.random.default_rng(1)
+    seqs = [rng.integers(1, 9, size=int(n)).tolist() for n in rng.integers(3, 12, size=50)]
+    starts = [int(rng.integers(1, len(s))) for s in seqs]
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])])
+    values = np.concatenate([np.asarray(s) for s in seqs])
+    a = TokenData.from_sequences(seqs, starts, PAD)
+    b = TokenData.from_flat(values, offsets, starts, PAD)
+    assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.lengths, b.lengths)
+    # A slice of a larger buffer (Arrow offsets need not start at 0).
+    c = TokenData.from_flat(np.concatenate([[7, 7], values]), offsets + 2, starts, PAD)
+    assert np.array_equal(a.tokens, c.tokens)

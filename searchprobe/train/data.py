@@ -36,6 +36,23 @@ class TokenData:
         tokens = np.full((len(sequences), int(lengths.max())), pad_id, dtype=np.int64)
         for i, s in enumerate(sequences):
             tokens[i, : len(s)] = s
+        return cls._checked(tokens, lengths, solution_start, pad_id)
+
+    @classmethod
+    def from_flat(cls, values: np.ndarray, offsets: np.ndarray, solution_start: Sequence[int], pad_id: int) -> "TokenData":
+        """From ragged storage: sequence i is ``values[offsets[i]:offsets[i + 1]]`` (Arrow's list layout)."""
+        offsets = np.asarray(offsets, dtype=np.int64)
+        lengths = np.diff(offsets)
+        if len(lengths) == 0:
+            raise DataError("no sequences to train on (the split is empty)")
+        tokens = np.full((len(lengths), int(lengths.max())), pad_id, dtype=np.int64)
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        cols = np.arange(len(rows)) - np.repeat(offsets[:-1] - offsets[0], lengths)
+        tokens[rows, cols] = np.asarray(values)[offsets[0]:offsets[-1]]
+        return cls._checked(tokens, lengths, solution_start, pad_id)
+
+    @classmethod
+    def _checked(cls, tokens: np.ndarray, lengths: np.ndarray, solution_start: Sequence[int], pad_id: int) -> "TokenData":
         starts = np.asarray(solution_start, dtype=np.int64)
         if (starts < 1).any() or (starts >= lengths).any():
             bad = int(np.flatnonzero((starts < 1) | (starts >= lengths))[0])

@@ -79,8 +79,10 @@ class TaskAdapter:
         ds = self._split(split)
         if limit is not None:
             ds = ds.select(range(min(limit, len(ds))))
-        cols = ds.select_columns(["tokens", "solution_start"]).with_format("numpy")[:]
-        return TokenData.from_sequences(list(cols["tokens"]), cols["solution_start"], self.pad_id)
+        table = ds.select_columns(["tokens", "solution_start"]).with_format("arrow")[:]
+        tokens = table.column("tokens").combine_chunks()
+        return TokenData.from_flat(tokens.values.to_numpy(), tokens.offsets.to_numpy(),
+                                   table.column("solution_start").to_numpy(), self.pad_id)
 
     def _split(self, split: str):
         if split not in self.stored.splits:
