@@ -415,11 +415,11 @@ def test_grid_layout_round_trips_and_names_open_sides(generator, rows, cols):
         for (r1, c1), (r2, c2) in maze.edges():
             open_sides[(r1, c1)].add("D" if r2 > r1 else "R")
             open_sides[(r2, c2)].add("U" if r2 > r1 else "L")
-        words = [tok.vocab[i] for i in ids[1 : 1 + rows * cols]]
+        words = [tok.vocab[i] for i in ids[7 : 7 + rows * cols]]  # after the 6 endpoint tokens and <GRID_START>
         assert words == ["open:" + "".join(s for s in "UDLR" if s in open_sides[(r, c)])
                          for r in range(rows) for c in range(cols)]
         assert set(words) <= set(OPEN_TOKENS)
-        assert role_name(roles[1]) == "grid_cell" and tok.vocab[ids[enc.solution_start[b] - 1]] == "<PATH_START>"
+        assert role_name(roles[7]) == "grid_cell" and role_name(roles[0]) == "origin_start" and tok.vocab[ids[enc.solution_start[b] - 1]] == "<PATH_START>"
     assert enc.lengths.max() <= tok.max_length(rows, cols)
 
 
@@ -432,13 +432,13 @@ def test_grid_layout_keeps_aotp_ids_and_rejects_corrupt_grids():
     ids = grid.encode(batch).row(0)[0].copy()
     text = grid.to_strings(ids).split()
     with pytest.raises(DataError, match="not a square"):
-        grid.decode(grid.from_strings(text[:1] + text[2:]))
+        grid.decode(grid.from_strings(text[:7] + text[8:]))
     closed_neighbour = text.copy()
-    closed_neighbour[1] = "open:DR" if text[1] != "open:DR" else "open:D"  # (0,0) claims a passage its neighbour lacks
+    closed_neighbour[7] = "open:DR" if text[7] != "open:DR" else "open:D"  # (0,0) claims a passage its neighbour lacks
     with pytest.raises(DataError, match="closed on that side|off the"):
         grid.decode(grid.from_strings(closed_neighbour))
     off_grid = text.copy()
-    off_grid[1] = "open:U"
+    off_grid[7] = "open:U"
     with pytest.raises(DataError, match="off the 5x5 grid"):
         grid.decode(grid.from_strings(off_grid))
     with pytest.raises(InputError, match="layout='hex'"):

@@ -38,11 +38,13 @@ dropped.
 Grid layout (``layout="grid"``, searchprobe's compact format, not maze-dataset's): the adjacency
 list is replaced by one token per cell in row-major order, naming the cell's open sides::
 
-    <GRID_START> open:DR open:LR … open:U <GRID_END> <ORIGIN_START> (r,c) <ORIGIN_END> …
+    <ORIGIN_START> (r,c) <ORIGIN_END> <TARGET_START> (r,c) <TARGET_END>
+    <GRID_START> open:DR open:LR … open:U <GRID_END> <PATH_START> …
 
 ``open:`` + a subset of ``UDLR`` in that order (``open:`` alone for a cell with no passage), so
-the cell is its position (token ``1 + r * n_cols + c``) and a 5×5 maze takes 38 tokens before the
-path instead of about 105. Its 18 tokens come after the cost tokens and exist only in grid-layout
+the cell is its position (token ``7 + r * n_cols + c``) and a 5×5 maze takes 34 tokens before the
+path instead of about 105. Origin and target come first so that, under causal attention, every
+cell position can already compute target-aware features. Its 18 tokens come after the cost tokens and exist only in grid-layout
 vocabularies, so AOTP ids are untouched. Decoding a grid needs ``shape`` unless the grid is square.
 
 Roles: every token carries an int role (see `ROLE_NAMES`, `role_code`, `role_name`). Path cells
@@ -301,7 +303,7 @@ class MazeTokenizer:
         seeds = np.asarray(batch.seed).astype(np.uint64)
         ids = self.token_to_id
         if self.layout == "grid":
-            segments = [self._grid_segment(np.asarray(batch.connections, dtype=bool))]
+            segments = []
             head_ids, head_role_names = [], []
         else:
             segments = [_fixed_segment(B, [ids[ADJLIST_START]], [_R["adjlist_start"]])]
@@ -317,6 +319,8 @@ class MazeTokenizer:
         head[:, width - 2] = self.cell_ids[t[:, 0], t[:, 1]]
         head_roles = np.broadcast_to(np.array([_R[r] for r in head_role_names], dtype=np.int16), (B, width))
         segments.append((head, head_roles, np.full(B, width, dtype=np.int64)))
+        if self.layout == "grid":  # endpoints first, so every cell position can attend to them
+            segments.append(self._grid_segment(np.asarray(batch.connections, dtype=bool)))
         if self.trace_format is not None:
             if traces is None or len(traces) != B:
                 got = "None" if traces is None else f"{len(traces)} traces"
@@ -550,8 +554,19 @@ class MazeTokenizer:
             pos += 1
             return int(row[ids[pos - 1]]), int(col[ids[pos - 1]])
 
+        def endpoints() -> tuple[tuple[int, int], tuple[int, int]]:
+            expect(ORIGIN_START, "origin_start")
+            origin = cell(_R["origin"], "origin")
+            expect(ORIGIN_END, "origin_end")
+            expect(TARGET_START, "target_start")
+            target = cell(_R["target"], "target")
+            expect(TARGET_END, "target_end")
+            return origin, target
+
         edges: list[tuple[tuple[int, int], tuple[int, int], int]] = []
         if self.layout == "grid":
+            origin, target = endpoints()
+            grid_at = pos + 1
             expect(GRID_START, "grid_start")
             masks = []
             while pos < n and self._open0_id <= ids[pos] < self._open0_id + 16:
@@ -560,7 +575,7 @@ class MazeTokenizer:
                 pos += 1
             expect(GRID_END, "grid_end")
             shape = _grid_shape(len(masks), shape)
-            edges = _grid_edges(masks, shape, start=1)
+            edges = _grid_edges(masks, shape, start=grid_at)
         else:
             expect(ADJLIST_START, "adjlist_start")
             end_id = tid[ADJLIST_END]
@@ -574,12 +589,7 @@ class MazeTokenizer:
                 expect(ADJ_SEPARATOR, "adj_separator")
                 edges.append((a, b, start))
             expect(ADJLIST_END, "adjlist_end")
-        expect(ORIGIN_START, "origin_start")
-        origin = cell(_R["origin"], "origin")
-        expect(ORIGIN_END, "origin_end")
-        expect(TARGET_START, "target_start")
-        target = cell(_R["target"], "target")
-        expect(TARGET_END, "target_end")
+            origin, target = endpoints()
         events: list[tuple[int, tuple[int, int], float, float]] = []
         if pos < n and ids[pos] == self._trace_start_id:
             expect(TRACE_START, "trace_start")
