@@ -1,0 +1,146 @@
+"""Benchmark: batched torch probes vs a scikit-learn LogisticRegression loop; peak memory of extraction and fitting.
+
+Part 1 (side by side, same activations, same C, same train/test rows): G problems (hook × role) of
+a multiclass label with K classes and of a binary family with M columns, fitted (a) by one
+`fit_batched` call per family and (b) by one sklearn `LogisticRegression` per problem/column.
+Activations are synthetic with planted linear structure (a fixed random readout + noise).
+
+Part 2 (each size in a fresh subprocess, ru_maxrss): extraction of N examples of a maze dataset
+into an activation store with an untrained model of the given preset, and fitting one label (target cell, one L2 value,
+3-fold CV) over 1 hook × 4 roles on N examples.
+
+Usage: python experiments/benchmarks/probe_fitting.py [--data /tmp/sp/maze5] [--sizes 1000,10000] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def planted(G: int, n: int, d: int, K: int, seed: int, binary: bool):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(G, n, d)).astype(np.float32)
+    W = rng.normal(size=(G, d, K)) / np.sqrt(d) * 3
+    scores = np.einsum("gnd,gdk->gnk", X, W) + rng.normal(size=(G, n, K))
+    y = (scores > 0).astype(np.int64) if binary else scores.argmax(-1)
+    return X, y
+
+
+def bench_fitting(G: int, n: int, d: int, K: int, M: int, C: float = 1.0) -> dict:
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from searchprobe.probe.linear import fit_batched, predict_scores, standardize
+
+    out = {"G": G, "n": n, "d": d, "K": K, "M": M, "C": C}
+    warm_X, warm_y = planted(2, 50, 4, 3, seed=9, binary=False)  # first torch call pays one-off start-up costs
+    fit_batched(warm_X, warm_y, np.ones((1, 50), np.float32), [0.01], "multiclass", n_classes=3)
+    n_train = int(0.8 * n)
+    for family, binary, width in (("multiclass", False, K), ("binary", True, M)):
+        X, y = planted(G, n, d, width, seed=1 if binary else 0, binary=binary)
+        train = np.arange(n) < n_train
+        Z, _, _ = standardize(X, train)
+        t0 = time.perf_counter()
+        W, b = fit_batched(Z, np.where(train[None, :, None] if binary else train[None], y, -1), train[None].astype(np.float32),
+                           [1.0 / (C * n_train)], family, n_classes=None if binary else K)
+        t_batched = time.perf_counter() - t0
+        s = predict_scores(torch.from_numpy(Z), W, b).numpy()[:, 0]
+        pred = (s > 0) if binary else s.argmax(-1)
+        acc_batched = float((pred[:, ~train] == y[:, ~train]).mean())
+        t0 = time.perf_counter()
+        correct = []
+        for g in range(G):
+            cols = range(width) if binary else [None]
+            for m in cols:
+                yy = y[g, :, m] if binary else y[g]
+                clf = LogisticRegression(C=C, max_iter=1000).fit(Z[g, train], yy[train])
+                correct.append(clf.predict(Z[g, ~train]) == yy[~train])
+        t_sklearn = time.perf_counter() - t0
+        acc_sklearn = float(np.mean(correct))
+        out[family] = {"problems": G * (width if binary else 1), "batched_s": round(t_batched, 3),
+                       "sklearn_loop_s": round(t_sklearn, 3), "speedup": round(t_sklearn / t_batched, 1),
+                       "acc_batched": round(acc_batched, 4), "acc_sklearn": round(acc_sklearn, 4),
+                       "acc_diff_points": round(100 * (acc_batched - acc_sklearn), 2)}
+    return out
+
+
+def memory_child(data: str, n: int, work: str, preset: str) -> dict:
+    """Extraction of n examples and one label's fit; returns peak RSS after each phase."""
+    import dataclasses
+
+    from searchprobe.acts import StorePlan, extract_activations
+    from searchprobe.probe.firehose import ProbeSplit, fit_label
+    from searchprobe.probe.labels import label_targets, maze_label_specs, maze_store_labels
+    from searchprobe.tasks.store import read_dataset
+    from searchprobe.train.model import build_model, preset as get_preset
+
+    stored = read_dataset(data)
+    vocab = list(stored.vocab) if isinstance(stored.vocab, list) else list(stored.vocab["tokens"])
+    cfg = dataclasses.replace(get_preset(preset), d_vocab=len(vocab), n_ctx=256)
+    model = build_model(cfg)
+    model.eval()
+    rows, cols = stored.config["config"]["rows"], stored.config["config"]["cols"]
+    N = rows * cols
+    roles = ("target", "path_start", "path:0", "path:1")
+    hooks = ("blocks.0.hook_resid_post",)
+    plan = StorePlan(hooks, roles, "train", n, "float32", shard_size=1024)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    store = extract_activations(model, stored, "maze", plan, Path(work) / "store", "bench",
+                                label_fn=lambda r: maze_store_labels(r, N, 2, 2))
+    t_extract = time.perf_counter() - t0
+    rss_extract = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    spec = next(s for s in maze_label_specs(N, 2) if s.name == "target_cell")
+    lab = store.label("target_cell")
+    X = np.stack([store.features(h, r) for h in hooks for r in roles])
+    Y = np.stack([label_targets(spec, lab, r) for h in hooks for r in roles])
+    t0 = time.perf_counter()
+    fit_label(spec, X, Y, ProbeSplit.by_example(n), l2_grid=(1e-2,), n_boot=200)
+    t_fit = time.perf_counter() - t0
+    rss_fit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"n": n, "rss_before_mb": round(rss0 / 1024), "peak_rss_extraction_mb": round(rss_extract / 1024),
+            "peak_rss_fitting_mb": round(rss_fit / 1024), "extract_s": round(t_extract, 1), "fit_s": round(t_fit, 1),
+            "fit_problems": len(X), "feature_mb": round(X.nbytes / 2**20, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="/tmp/sp/maze5")
+    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--preset", default="nano")
+    ap.add_argument("--G", type=int, default=12)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--d", type=int, default=64)
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--child", nargs=3, metavar=("DATA", "N", "WORK"))
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(memory_child(args.child[0], int(args.child[1]), args.child[2], args.preset)))
+        return
+    result = {"fitting": bench_fitting(args.G, args.n, args.d, K=16, M=8)}
+    if not args.skip_memory and Path(args.data).exists():
+        mem = []
+        for n in [int(s) for s in args.sizes.split(",")]:
+            with tempfile.TemporaryDirectory() as work:
+                proc = subprocess.run([sys.executable, __file__, "--preset", args.preset, "--child", args.data, str(n), work],
+                                      capture_output=True, text=True, check=True)
+                mem.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        result["memory"] = mem
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,316 @@
+"""Activation store: run a model over a dataset, keep chosen hook points at positions chosen by token role.
+
+Layout of a store directory (``<run_dir>/acts/<model_tag>-<plan_hash>/``)::
+
+    meta.json                  format, model fingerprint, plan (hooks, roles, split, examples, dtype, shard size),
+                               feature size per hook, label names/kinds, number of shards, complete flag
+    shard-00000.safetensors    one file per `shard_size` examples, written atomically; tensors:
+        act/<hook>/<role>      (n, d) activations (float32 / float16 / bfloat16), zeros where the role is absent
+        index/example          (n,) int64 row of the example in the dataset split
+        index/position         (n, R) int32 token position of each role, -1 where the role is absent
+        index/token            (n, R) int32 token id at that position, -1 where absent (control tasks use it)
+        label/<name>           per-example label arrays (see `searchprobe.probe.labels`)
+      and the example ids (dataset ``id`` column) as JSON in the safetensors metadata ``ids``.
+
+Memory stays bounded by one shard; an interrupted extraction resumes by skipping the shards that are
+already on disk; a store written by another model is refused with `FingerprintMismatch`.
+The fingerprint of a trained model is the SHA-256 of its config.json ``model`` entry and the bytes
+of model.safetensors; a randomly initialised model's is the hash of its config with its init seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from searchprobe.errors import DataError, FingerprintMismatch, InputError
+from searchprobe.io import atomic_write_bytes, atomic_write_json
+
+STORE_FORMAT = "searchprobe-acts/1"
+DTYPES = ("float32", "float16", "bfloat16")
+
+#: Default position roles per task (path steps that some sequences lack are masked, not an error).
+DEFAULT_ROLES: dict[str, tuple[str, ...]] = {
+    "maze": ("adjlist_end", "origin", "target", "target_end", "path_start",
+             "path:0", "path:1", "path:2", "path:3", "path:4", "path:5"),
+    "chess": ("stm", "sep", "ply:1:from", "ply:1:to"),
+}
+
+
+def hook_names_for(n_layers: int, attn_only: bool = False) -> list[str]:
+    """The hook points a store can record, in model order: resid pre/mid/post, attn_out, mlp_out, attn.hook_z."""
+    names: list[str] = []
+    for layer in range(n_layers):
+        names += [f"blocks.{layer}.hook_resid_pre", f"blocks.{layer}.attn.hook_z", f"blocks.{layer}.hook_attn_out"]
+        if not attn_only:
+            names += [f"blocks.{layer}.hook_resid_mid", f"blocks.{layer}.hook_mlp_out"]
+        names.append(f"blocks.{layer}.hook_resid_post")
+    return names
+
+
+def default_hooks(n_layers: int) -> list[str]:
+    """The residual stream before every layer and after the last one."""
+    return [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)] + [f"blocks.{n_layers - 1}.hook_resid_post"]
+
+
+def hook_layer(hook: str) -> float:
+    """Depth of a hook for ordering/plotting: resid_pre of layer l = l, mid/attn = l + 0.5, post/mlp = l + 1."""
+    parts = hook.split(".")
+    layer = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    if hook.endswith("resid_pre"):
+        return float(layer)
+    if hook.endswith(("hook_resid_post", "hook_mlp_out")):
+        return layer + 1.0
+    return layer + 0.5
+
+
+def role_codes(task: str, roles: Sequence[str]) -> list[int]:
+    """Int role codes of role names for a task (maze: 'target', 'path:3'; chess: 'sq:e4', 'ply:1:to')."""
+    if task == "maze":
+        from searchprobe.tasks.maze.tokens import role_code
+    elif task == "chess":
+        from searchprobe.tasks.chess.tokens import role_code
+    else:
+        raise DataError(f"task {task!r} has no token roles; allowed: maze, chess")
+    return [role_code(r) for r in roles]
+
+
+def find_positions(roles: Sequence[np.ndarray], codes: Sequence[int]) -> np.ndarray:
+    """int32 (n, R): first position of each role code in each sequence's role array; -1 where absent."""
+    out = np.full((len(roles), len(codes)), -1, dtype=np.int32)
+    codes_arr = np.asarray(codes)
+    for i, seq in enumerate(roles):
+        hit = np.asarray(seq)[:, None] == codes_arr[None, :]
+        present = hit.any(axis=0)
+        out[i, present] = hit.argmax(axis=0)[present]
+    return out
+
+
+def model_fingerprint(run_dir: str | Path) -> str:
+    """16-hex SHA-256 of the run's model config and weight bytes."""
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    h = hashlib.sha256(json.dumps(config.get("model"), sort_keys=True).encode())
+    with open(run_dir / "model.safetensors", "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def random_fingerprint(model_config: dict[str, Any], init_seed: int) -> str:
+    payload = json.dumps({"model": model_config, "random_init_seed": init_seed}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StorePlan:
+    """What a store records; its hash names the store directory."""
+
+    hooks: tuple[str, ...]  #: TransformerLens hook names, verbatim
+    roles: tuple[str, ...]  #: position roles (token role names)
+    split: str  #: dataset split the examples come from
+    max_examples: int  #: first N examples of the split
+    dtype: str = "float32"  #: storage dtype: float32, float16 or bfloat16
+    shard_size: int = 1024  #: examples per shard
+    dataset_fingerprint: str = ""
+
+    def key(self) -> str:
+        payload = json.dumps(self.__dict__, sort_keys=True, default=list)
+        return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+
+@dataclass
+class ActivationStore:
+    """A store on disk: read features per (hook, role) and labels across shards."""
+
+    path: Path
+    meta: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def open(cls, path: str | Path, expected_fingerprint: str | None = None) -> "ActivationStore":
+        path = Path(path)
+        if not (path / "meta.json").is_file():
+            raise DataError(f"{path} is not an activation store: meta.json is missing")
+        meta = json.loads((path / "meta.json").read_text())
+        if meta.get("format") != STORE_FORMAT:
+            raise DataError(f"{path}/meta.json has format {meta.get('format')!r}; this searchprobe reads {STORE_FORMAT}")
+        if expected_fingerprint is not None and meta["fingerprint"] != expected_fingerprint:
+            raise FingerprintMismatch(
+                f"activation store {path} was written by model {meta['fingerprint']}, not by this model "
+                f"({expected_fingerprint}); delete the store or pass --overwrite")
+        return cls(path, meta)
+
+    @property
+    def hooks(self) -> list[str]:
+        return list(self.meta["plan"]["hooks"])
+
+    @property
+    def roles(self) -> list[str]:
+        return list(self.meta["plan"]["roles"])
+
+    @property
+    def n_examples(self) -> int:
+        return int(self.meta["n_examples"])
+
+    def _shards(self) -> list[Path]:
+        return [self.path / f"shard-{i:05d}.safetensors" for i in range(int(self.meta["n_shards"]))]
+
+    def _concat(self, key: str) -> np.ndarray:
+        import torch
+        from safetensors import safe_open
+
+        parts = []
+        for shard in self._shards():
+            with safe_open(str(shard), framework="pt") as fh:
+                parts.append(fh.get_tensor(key).to(torch.float32) if key.startswith("act/") else fh.get_tensor(key))
+        return torch.cat(parts).numpy()
+
+    def features(self, hook: str, role: str) -> np.ndarray:
+        """float32 (n, d) activations of `hook` at the position of `role` (zeros where absent)."""
+        if hook not in self.hooks or role not in self.roles:
+            raise InputError(f"store {self.path} has no ({hook!r}, {role!r}); it has hooks {self.hooks} and roles {self.roles}")
+        return self._concat(f"act/{hook}/{role}")
+
+    def label(self, name: str) -> np.ndarray:
+        return self._concat(f"label/{name}")
+
+    @property
+    def positions(self) -> np.ndarray:
+        return self._concat("index/position")
+
+    @property
+    def tokens(self) -> np.ndarray:
+        return self._concat("index/token")
+
+    @property
+    def example_index(self) -> np.ndarray:
+        return self._concat("index/example")
+
+    def example_ids(self) -> list[str]:
+        from safetensors import safe_open
+
+        ids: list[str] = []
+        for shard in self._shards():
+            with safe_open(str(shard), framework="pt") as fh:
+                ids += json.loads(fh.metadata()["ids"])
+        return ids
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def extract_activations(model, stored, task: str, plan: StorePlan, out: str | Path, fingerprint: str, *,
+                        label_fn=None, batch_size: int = 128, overwrite: bool = False,
+                        progress: bool = False, stop_after_shards: int | None = None) -> ActivationStore:
+    """Run `model` over the first `plan.max_examples` rows of `stored.splits[plan.split]` into a store at `out`.
+
+    `label_fn(rows: dict of numpy columns, n_rows, n_cols...) -> dict[str, np.ndarray]` adds per-example labels
+    to every shard. Completed shards of an interrupted run with the same plan and fingerprint are kept.
+    `stop_after_shards` stops early (for tests of resumption).
+    """
+    import torch
+    from safetensors.torch import save as save_safetensors
+
+    out = Path(out)
+    if plan.dtype not in DTYPES:
+        raise InputError(f"dtype {plan.dtype!r} for the activation store; allowed: {', '.join(DTYPES)}")
+    if plan.split not in stored.splits:
+        raise DataError(f"dataset {stored.path} has no split {plan.split!r}; it has {', '.join(stored.splits)}")
+    split = stored.splits[plan.split]
+    n = min(plan.max_examples, len(split))
+    if n == 0:
+        raise DataError(f"split {plan.split!r} of {stored.path} is empty")
+    valid_hooks = set(model.hook_dict)
+    bad = [h for h in plan.hooks if h not in valid_hooks]
+    if bad:
+        raise InputError(f"hook {bad[0]!r} does not exist in this model; valid: {', '.join(sorted(valid_hooks))}")
+    codes = role_codes(task, plan.roles)
+    n_shards = -(-n // plan.shard_size)
+    meta = {"format": STORE_FORMAT, "fingerprint": fingerprint, "plan": plan.__dict__ | {"hooks": list(plan.hooks), "roles": list(plan.roles)},
+            "n_examples": n, "n_shards": n_shards, "complete": False, "task": task}
+    if (out / "meta.json").exists():
+        old = json.loads((out / "meta.json").read_text())
+        if old.get("fingerprint") != fingerprint and not overwrite:
+            raise FingerprintMismatch(
+                f"activation store {out} was written by model {old.get('fingerprint')}, not by this model "
+                f"({fingerprint}); delete the store or pass --overwrite")
+        if old.get("complete") and old.get("fingerprint") == fingerprint and old.get("plan") == meta["plan"]:
+            return ActivationStore.open(out, fingerprint)
+        if old.get("fingerprint") != fingerprint or old.get("plan") != meta["plan"]:
+            for stale in out.glob("shard-*.safetensors"):
+                stale.unlink()
+    atomic_write_json(out / "meta.json", meta)
+    pad_id = int(np.asarray(stored.vocab if isinstance(stored.vocab, list) else stored.vocab["tokens"]).tolist().index(
+        "<PADDING>" if task == "maze" else "<pad>"))
+    device = next(model.parameters()).device
+    store_dtype = _torch_dtype(plan.dtype)
+    shards = range(n_shards)
+    if progress:
+        from tqdm import tqdm
+
+        shards = tqdm(shards, desc="activations", unit="shard")
+    written = 0
+    for s in shards:
+        path = out / f"shard-{s:05d}.safetensors"
+        if path.exists():
+            continue
+        lo, hi = s * plan.shard_size, min(n, (s + 1) * plan.shard_size)
+        rows = split.select(range(lo, hi)).with_format("numpy")[:]
+        tokens_list = [np.asarray(t, dtype=np.int64) for t in rows["tokens"]]
+        positions = find_positions([np.asarray(r) for r in rows["roles"]], codes)
+        token_at = np.where(positions >= 0,
+                            np.array([[t[p] if p >= 0 else -1 for p in prow] for t, prow in zip(tokens_list, positions)]).reshape(positions.shape),
+                            -1).astype(np.int32)
+        acts = {h: [] for h in plan.hooks}
+        for b0 in range(0, hi - lo, batch_size):
+            seqs = tokens_list[b0:b0 + batch_size]
+            pos = torch.as_tensor(positions[b0:b0 + batch_size], dtype=torch.long, device=device)
+            T = max(len(t) for t in seqs)
+            batch = np.full((len(seqs), T), pad_id, dtype=np.int64)
+            for i, t in enumerate(seqs):
+                batch[i, :len(t)] = t
+            caught: dict[str, Any] = {}
+
+            def grab(tensor, hook, name=None):
+                x = tensor.reshape(tensor.shape[0], tensor.shape[1], -1)  # attn.hook_z: heads flattened
+                idx = pos.clamp(min=0)[..., None].expand(-1, -1, x.shape[-1])
+                got = torch.gather(x, 1, idx) * (pos >= 0)[..., None]
+                caught[name] = got.to(store_dtype).cpu()
+
+            hooks = [(h, (lambda name: (lambda t, hook: grab(t, hook, name)))(h)) for h in plan.hooks]
+            with torch.no_grad():
+                model.run_with_hooks(torch.as_tensor(batch, device=device), fwd_hooks=hooks)
+            for h in plan.hooks:
+                acts[h].append(caught[h])
+        tensors: dict[str, Any] = {}
+        for h in plan.hooks:
+            cat = torch.cat(acts[h])
+            for r, role in enumerate(plan.roles):
+                tensors[f"act/{h}/{role}"] = cat[:, r].contiguous()
+        tensors["index/example"] = torch.arange(lo, hi, dtype=torch.int64)
+        tensors["index/position"] = torch.as_tensor(positions)
+        tensors["index/token"] = torch.as_tensor(token_at)
+        if label_fn is not None:
+            for name, arr in label_fn(rows).items():
+                tensors[f"label/{name}"] = torch.as_tensor(np.ascontiguousarray(arr))
+        ids = [str(x) for x in rows["id"]] if "id" in rows else [str(i) for i in range(lo, hi)]
+        atomic_write_bytes(path, save_safetensors(tensors, metadata={"ids": json.dumps(ids)}))
+        written += 1
+        if stop_after_shards is not None and written >= stop_after_shards:
+            return ActivationStore(out, meta)
+    meta["complete"] = True
+    first = out / "shard-00000.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(first), framework="pt") as fh:
+        meta["d"] = {h: int(fh.get_slice(f"act/{h}/{plan.roles[0]}").get_shape()[-1]) for h in plan.hooks}
+    atomic_write_json(out / "meta.json", meta)
+    return ActivationStore(out, meta)

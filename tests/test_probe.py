@@ -1,0 +1,225 @@
+"""Probes against scikit-learn, metrics against sklearn.metrics, the controls, and the probing stage end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from searchprobe.errors import FingerprintMismatch, InputError
+from searchprobe.probe import LinearProbe, fit_batched, sklearn_reference
+from searchprobe.probe.firehose import ProbeSplit, fit_label
+from searchprobe.probe.labels import LabelSpec, control_targets
+from searchprobe.probe.metrics import auroc_columns, average_precision_columns, bootstrap_ci
+
+from test_acts import make_run
+
+
+@pytest.fixture(scope="module")
+def classification():
+    return make_classification(n_samples=500, n_features=12, n_informative=6, n_classes=4, random_state=0)
+
+
+def test_linear_probe_matches_sklearn_multiclass(classification):
+    X, y = classification
+    ours = LinearProbe("multiclass", C=0.5).fit(X, y)
+    ref = sklearn_reference(X, y, "multiclass", C=0.5)
+    scaler, logreg = ref[0], ref[1]
+    np.testing.assert_allclose(ours.coef_, logreg.coef_ / scaler.scale_, atol=2e-3)
+    assert abs(ours.score(X, y) - ref.score(X, y)) <= 0.01
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-3)
+    assert ours.get_params()["C"] == 0.5 and repr(ours) == "LinearProbe(kind='multiclass', C=0.5, standardize=True)"
+
+
+def test_linear_probe_matches_sklearn_binary_and_ridge(classification):
+    X, y = classification
+    yb = (y == 2).astype(int)
+    ours = LinearProbe("binary", C=0.2).fit(X, yb)
+    ref = sklearn_reference(X, yb, "binary", C=0.2)
+    np.testing.assert_allclose(ours.coef_, ref[1].coef_ / ref[0].scale_, atol=2e-3)
+    assert abs(ours.score(X, yb) - ref.score(X, yb)) <= 0.01
+    yr = X @ np.linspace(-1, 1, X.shape[1]) + np.random.default_rng(0).normal(size=len(X))
+    ours = LinearProbe("ridge", C=0.05).fit(X, yr)
+    ref = sklearn_reference(X, yr, "ridge", C=0.05)
+    np.testing.assert_allclose(ours.coef_, ref[1].coef_ / ref[0].scale_, rtol=1e-6, atol=1e-8)
+    assert ours.score(X, yr) == pytest.approx(ref.score(X, yr), abs=1e-9)
+
+
+def test_batched_binary_family_matches_a_sklearn_loop():
+    rng = np.random.default_rng(1)
+    G, n, d, M = 3, 400, 10, 5
+    X = rng.normal(size=(G, n, d)).astype(np.float32)
+    W_true = rng.normal(size=(G, d, M))
+    Y = (np.einsum("gnd,gdm->gnm", X, W_true) + rng.normal(size=(G, n, M)) > 0).astype(np.int64)
+    C = 1.0
+    W, b = fit_batched(X, Y, np.ones((1, n)), [1.0 / (C * n)], "binary", max_iter=300, tol=1e-7)
+    for g in range(G):
+        for m in range(M):
+            ref = LogisticRegression(C=C, max_iter=1000).fit(X[g], Y[g, :, m])
+            np.testing.assert_allclose(W[g, 0, :, m].numpy(), ref.coef_[0], atol=5e-3)
+            assert b[g, 0, m].item() == pytest.approx(ref.intercept_[0], abs=5e-3)
+
+
+def test_auroc_and_average_precision_match_sklearn_with_ties():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, size=(200, 6))
+    scores = np.round(rng.normal(size=(200, 6)) + y, 1)  # rounding makes ties
+    valid = rng.random((200, 6)) > 0.2
+    auc = auroc_columns(y, scores)
+    ap = average_precision_columns(y, scores)
+    auc_v = auroc_columns(y, scores, valid)
+    ap_v = average_precision_columns(y, scores, valid)
+    for m in range(6):
+        assert auc[m] == pytest.approx(roc_auc_score(y[:, m], scores[:, m]), abs=1e-12)
+        assert ap[m] == pytest.approx(average_precision_score(y[:, m], scores[:, m]), abs=1e-12)
+        v = valid[:, m]
+        assert auc_v[m] == pytest.approx(roc_auc_score(y[v, m], scores[v, m]), abs=1e-12)
+        assert ap_v[m] == pytest.approx(average_precision_score(y[v, m], scores[v, m]), abs=1e-12)
+
+
+def test_bootstrap_ci_matches_the_normal_approximation():
+    rng = np.random.default_rng(3)
+    p, n = 0.7, 2000
+    correct = (rng.random((2, n)) < p).astype(float)
+    lo, hi = bootstrap_ci(correct, n_boot=2000, seed=0)
+    mean = correct.mean(1)
+    half = 1.96 * np.sqrt(mean * (1 - mean) / n)
+    np.testing.assert_allclose(hi - lo, 2 * half, rtol=0.15)
+    assert np.all(lo < mean) and np.all(mean < hi)
+
+
+def test_control_task_is_a_fixed_label_per_token_type():
+    rng = np.random.default_rng(4)
+    tokens = rng.integers(0, 30, size=500)
+    y = rng.integers(0, 9, size=500)
+    y[:20] = -1
+    train = rng.random(500) < 0.8
+    spec = LabelSpec("t", "target", "multiclass", "t", n_classes=9)
+    ctrl = control_targets(spec, y, tokens, train, seed=0)
+    assert np.all(ctrl[:20] == -1)
+    for t in np.unique(tokens[20:]):
+        assert len(np.unique(ctrl[20:][tokens[20:] == t])) == 1  # one label per input type
+    assert set(np.unique(ctrl[20:])) <= set(np.unique(y[train & (y >= 0)]))
+    np.testing.assert_array_equal(ctrl, control_targets(spec, y, tokens, train, seed=0))
+
+
+def test_split_is_by_example_and_folds_cover_training():
+    split = ProbeSplit.by_example(101, folds=3, seed=0)
+    assert not np.any(split.train & split.test) and np.all(split.train | split.test)
+    assert set(np.unique(split.fold[split.train])) == {0, 1, 2} and np.all(split.fold[split.test] == -1)
+
+
+def test_fit_label_finds_a_planted_signal_and_its_baselines():
+    rng = np.random.default_rng(5)
+    n, d = 600, 8
+    y = rng.integers(0, 3, size=n)
+    X_signal = rng.normal(size=(n, d)) + 2.0 * np.eye(d)[y]
+    X_noise = rng.normal(size=(n, d))
+    X = np.stack([X_signal, X_noise]).astype(np.float32)
+    Y = np.stack([y, y])
+    split = ProbeSplit.by_example(n, seed=1)
+    spec = LabelSpec("t", "target", "multiclass", "t", n_classes=3)
+    res = fit_label(spec, X, Y, split, n_boot=300)
+    ref = LogisticRegression(max_iter=1000).fit(X_signal[split.train], y[split.train]).score(X_signal[split.test], y[split.test])
+    assert abs(res.accuracy[0] - ref) <= 0.03
+    assert res.accuracy[1] < 0.5 and res.ci_low[0] < res.accuracy[0] < res.ci_high[0]
+    counts = np.bincount(y[split.train], minlength=3)
+    assert res.majority[0] == pytest.approx(np.mean(y[split.test] == counts.argmax()))
+
+
+# --- the probing stage end to end --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory):
+    from searchprobe.probe import run_probes
+
+    run = make_run(tmp_path_factory.mktemp("probe"), n=240)
+    out = run_probes(run, labels=["target_cell", "next_cell", "on_path", "connectivity", "dist_to_target"],
+                     hooks=["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"],
+                     positions=["target", "path_start", "path:0", "path:1"], max_examples=150, n_boot=100,
+                     progress=False)
+    return run, out
+
+
+def test_run_probes_writes_table_heatmaps_directions_and_report(probed):
+    import csv
+
+    from safetensors.numpy import load_file
+
+    run, out = probed
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    labels = {r["label"] for r in rows}
+    assert labels == {"target_cell", "next_cell", "on_path", "connectivity", "dist_to_target"}
+    acc = [r for r in rows if r["metric"] == "accuracy"]
+    assert {r["role"] for r in acc if r["label"] == "next_cell"} == {"path:0", "path:1"}  # per-step labels only at path:k
+    for r in acc:
+        assert float(r["selectivity"]) == pytest.approx(float(r["value"]) - float(r["control"]), abs=1e-5)
+        assert float(r["ci_low"]) <= float(r["value"]) + 1e-9 <= float(r["ci_high"]) + 2e-9
+    # the target token's own position: the target cell is its token, so it is decodable from resid_pre
+    tgt = next(r for r in acc if r["label"] == "target_cell" and r["role"] == "target" and r["hook"] == "blocks.0.hook_resid_pre")
+    assert float(tgt["value"]) > 0.9
+    assert {"auroc", "average_precision"} <= {r["metric"] for r in rows if r["label"] == "connectivity"}
+    assert (out / "results.parquet").exists() and (out / "heat_target_cell.png").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert report["stage"] == "probes" and report["sections"][1]["figures"]
+    for fig in report["sections"][1]["figures"]:
+        assert (out / fig["path"]).exists()
+    # the saved direction reproduces the probe's predictions
+    from searchprobe.acts import ActivationStore
+
+    directions = load_file(str(out / "directions.safetensors"))
+    key = "blocks.0.hook_resid_pre|target|target_cell"
+    store = ActivationStore.open(next((run / "acts").glob("trained-*")))
+    x = store.features("blocks.0.hook_resid_pre", "target")
+    z = (x - directions[f"{key}/mean"]) / directions[f"{key}/std"]
+    pred = (z @ directions[f"{key}/weight"] + directions[f"{key}/bias"]).argmax(1)
+    assert np.mean(pred == store.label("target_cell")) > 0.9
+    with np.load(out / "directions" / "target_cell.L0.npz", allow_pickle=False) as z:  # the steering stage's format
+        assert str(z["role"]) == "target" and str(z["hook"]) == "blocks.0.hook_resid_pre"
+        raw = ((x - z["mean"]) @ z["coef"] + z["intercept"]).argmax(1)
+        np.testing.assert_array_equal(raw, pred)
+
+
+def test_bad_input_is_one_line(probed, tmp_path):
+    from searchprobe.cli import main
+    from searchprobe.probe import run_probes
+
+    run, _ = probed
+    with pytest.raises(InputError, match=r"hook 'blocks.3.hook_resid_pre' does not exist.*valid: blocks.0.hook_resid_pre"):
+        run_probes(run, hooks=["blocks.3.hook_resid_pre"], progress=False)
+    with pytest.raises(InputError, match=r"position role 'path:3' is absent from \d+ of 150 sequences"):
+        run_probes(run, positions=["target", "path:3"], max_examples=150, progress=False)
+    with pytest.raises(InputError, match="unknown label 'nope'"):
+        run_probes(run, labels=["nope"], progress=False)
+    assert main(["probe", str(run), "--hooks", "blocks.7.hook_mlp_out"]) == 2
+
+
+def test_constant_label_and_foreign_store_are_refused(tmp_path, capsys):
+    from searchprobe.cli import main
+    from searchprobe.probe import run_probes
+
+    run = make_run(tmp_path / "fixed", n=120, extra="origin = [0, 0]\n")
+    with pytest.raises(InputError, match="label 'origin_cell' is constant in the training split"):
+        run_probes(run, labels=["origin_cell"], hooks=["blocks.0.hook_resid_pre"], positions=["target"],
+                   max_examples=80, n_boot=0, progress=False)
+    # a store written by another model: swap in other weights, keep the store
+    from dataclasses import replace
+
+    from searchprobe.config import from_dict
+    from searchprobe.train.checkpoint import save_weights
+    from searchprobe.train.model import ModelConfig, build_model
+
+    cfg = from_dict(ModelConfig, json.loads((run / "config.json").read_text())["model"], "test")
+    save_weights(build_model(replace(cfg, init_seed=7)), run / "model.safetensors")
+    with pytest.raises(FingerprintMismatch):
+        run_probes(run, labels=["target_cell"], hooks=["blocks.0.hook_resid_pre"], positions=["target"],
+                   max_examples=80, n_boot=0, progress=False)
+    capsys.readouterr()
+    code = main(["probe", str(run), "--labels", "target_cell", "--hooks", "blocks.0.hook_resid_pre",
+                 "--positions", "target", "--max-examples", "80"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: activation store") and "\n" not in err
