@@ -1,0 +1,56 @@
+"""`searchprobe patch RUN_DIR …`: patching sweeps, ablations and goal retargeting on a maze run."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="a trained maze run directory")
+    parser.add_argument("--data", help="dataset directory (default: the one the run was trained on)")
+    parser.add_argument("--pairs", default="target", help="counterfactual pairs: target, wall or origin (default: target)")
+    parser.add_argument("--n", type=int, default=32, help="pairs for the patching sweeps (default: 32)")
+    parser.add_argument("--sweeps", default="resid,heads,mlp", help="comma list of resid, heads, mlp, attn (default: resid,heads,mlp)")
+    parser.add_argument("--ablate", action="store_true", help="ablate heads, MLPs and layers, scored by rollouts")
+    parser.add_argument("--ablation-methods", default="mean", help="comma list of zero, mean, resample (default: mean)")
+    parser.add_argument("--heads", help="ablate only these heads, e.g. 1.2,3.0 (layer.head; default: every component)")
+    parser.add_argument("--n-ablate", type=int, default=64, help="mazes rolled out per ablation (default: 64)")
+    parser.add_argument("--retarget", action="store_true", help="goal retargeting by patching / steering the target token")
+    parser.add_argument("--n-retarget", type=int, default=32, help="target pairs for retargeting (default: 32)")
+    parser.add_argument("--split", default="test", help="dataset split the pairs come from (default: test)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
+    parser.add_argument("--erase", action="store_true", help="amnesic probing: LEACE-erase the target concept vs a random subspace")
+    parser.add_argument("--no-attribution", action="store_true", help="skip attribution patching")
+
+
+def _heads(text: str | None) -> list[tuple[int, int]] | None:
+    from searchprobe.errors import InputError
+
+    if not text:
+        return None
+    out = []
+    for item in _csv(text):
+        parts = item.split(".")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise InputError(f"--heads item {item!r} is not LAYER.HEAD; allowed: comma-separated pairs like 1.2,3.0")
+        out.append((int(parts[0]), int(parts[1])))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from searchprobe.intervene import run_patching
+
+    out = run_patching(args.run_dir, pairs=args.pairs, n=args.n, sweeps=_csv(args.sweeps), ablate=args.ablate or bool(args.heads),
+                       retarget=args.retarget, split=args.split, seed=args.seed, n_ablate=args.n_ablate,
+                       ablation_methods=_csv(args.ablation_methods), heads=_heads(args.heads), n_retarget=args.n_retarget,
+                       attribution=not args.no_attribution, erase=args.erase, data=args.data)
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    print(report["summary"])
+    print(f"wrote {out}")
+    return 0

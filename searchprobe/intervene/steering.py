@@ -1,0 +1,255 @@
+"""Steering and concept erasure along probe directions.
+
+* Directions: `probe_directions` fits a quick least-squares probe (one-hot targets, ridge) on
+  cached activations — or takes the probing stage's directions where they exist, through the
+  same `(k, d)` array interface — so interventions never wait on another stage.
+* Steering: add ``alpha * direction`` at chosen positions of a hook (`steering_hook`).
+* Erasure: `MeanProjectionEraser` (orthogonal projection out of a subspace, keeping the mean's
+  component) and `LeaceEraser` — LEACE (Belrose et al. 2023) from its closed form: whiten with
+  ``W = Σ_xx^{-1/2}``, project out the column space of the whitened cross-covariance
+  ``W Σ_xz``, unwhiten: ``r(x) = x − W⁺ P W (x − μ)``. After LEACE no linear classifier of the
+  concept beats a constant one, and among all erasers that guarantee this it moves activations
+  least in the whitened norm. `random_subspace_eraser` is the amnesic-probing control: erase a
+  random subspace of the same rank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from searchprobe.errors import DataError, InputError
+
+
+def one_hot(labels: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+    labels = np.asarray(labels, dtype=np.int64)
+    k = int(labels.max()) + 1 if n_classes is None else int(n_classes)
+    out = np.zeros((len(labels), k))
+    out[np.arange(len(labels)), labels] = 1.0
+    return out
+
+
+@dataclass(eq=False)
+class LinearDirections:
+    """A least-squares (ridge) probe ``scores = (x − mean_) @ coef_ + intercept_``.
+
+    `coef_` (d, k) columns are the per-class directions; `class_means_` (k, d) the activation
+    means per class (for mean-difference steering).
+    """
+
+    ridge: float = 1e-2
+    coef_: np.ndarray = field(default=None, repr=False)
+    intercept_: np.ndarray = field(default=None, repr=False)
+    mean_: np.ndarray = field(default=None, repr=False)
+    class_means_: np.ndarray = field(default=None, repr=False)
+
+    def fit(self, x: np.ndarray, labels: np.ndarray, n_classes: int | None = None) -> "LinearDirections":
+        x = np.asarray(x, dtype=np.float64)
+        y = one_hot(labels, n_classes)
+        self.mean_ = x.mean(0)
+        xc = x - self.mean_
+        d = x.shape[1]
+        gram = xc.T @ xc + self.ridge * len(x) * np.eye(d)
+        self.coef_ = np.linalg.solve(gram, xc.T @ (y - y.mean(0)))
+        self.intercept_ = y.mean(0)
+        counts = y.sum(0)
+        self.class_means_ = (y.T @ x) / np.maximum(counts, 1)[:, None]
+        self.class_means_[counts == 0] = self.mean_
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x) - self.mean_) @ self.coef_ + self.intercept_).argmax(1)
+
+    def subspace(self) -> np.ndarray:
+        """Orthonormal basis (rank, d) of the directions' span."""
+        u, s, _ = np.linalg.svd(self.coef_, full_matrices=False)
+        rank = int((s > s.max() * 1e-8).sum()) if s.size else 0
+        return u[:, :rank].T
+
+
+def probe_directions(run_dir: str | Path | None, name: str, layer: int, x: np.ndarray, labels: np.ndarray,
+                     n_classes: int | None = None) -> tuple[LinearDirections, str]:
+    """Directions for label `name` at `layer`: the probing stage's if saved, else a quick ridge fit.
+
+    Looks for ``<run_dir>/probes/directions/<name>.L<layer>.npz`` with ``coef`` (d, k) and
+    optionally ``intercept``, ``mean``; returns (directions, source description).
+    """
+    if run_dir is not None:
+        path = Path(run_dir) / "probes" / "directions" / f"{name}.L{layer}.npz"
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                probe = LinearDirections()
+                probe.coef_ = np.asarray(z["coef"], dtype=np.float64)
+                probe.mean_ = np.asarray(z["mean"]) if "mean" in z else np.asarray(x).mean(0)
+                probe.intercept_ = np.asarray(z["intercept"]) if "intercept" in z else np.zeros(probe.coef_.shape[1])
+                y = one_hot(labels, probe.coef_.shape[1])
+                probe.class_means_ = (y.T @ np.asarray(x, dtype=np.float64)) / np.maximum(y.sum(0), 1)[:, None]
+                return probe, str(path)
+    return LinearDirections().fit(x, labels, n_classes), "ridge least-squares fit on cached activations"
+
+
+# --- erasers --------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Eraser:
+    """An affine map ``x ↦ x − proj_ @ (x − mean_)`` (proj_ is d × d). Subclasses fit `proj_`."""
+
+    mean_: np.ndarray = field(default=None, repr=False)
+    proj_: np.ndarray = field(default=None, repr=False)
+    rank_: int = 0
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        return x - (x - self.mean_) @ self.proj_.T
+
+    def torch_apply(self, act):
+        """The same map on a torch tensor (…, d), in the tensor's dtype/device."""
+        import torch
+
+        proj = torch.as_tensor(self.proj_, dtype=act.dtype, device=act.device)
+        mean = torch.as_tensor(self.mean_, dtype=act.dtype, device=act.device)
+        return act - (act - mean) @ proj.T
+
+
+class LeaceEraser(Eraser):
+    """LEACE: least-squares concept erasure (closed form; see the module docstring)."""
+
+    def fit(self, x: np.ndarray, z: np.ndarray, tol: float = 1e-8) -> "LeaceEraser":
+        x = np.asarray(x, dtype=np.float64)
+        z = np.asarray(z, dtype=np.float64)
+        if z.ndim == 1:
+            z = one_hot(z.astype(np.int64))
+        if len(x) != len(z):
+            raise InputError(f"LEACE needs one concept label per activation: {len(x)} activations, {len(z)} labels")
+        self.mean_ = x.mean(0)
+        xc, zc = x - self.mean_, z - z.mean(0)
+        n = len(x)
+        sigma = xc.T @ xc / n
+        cross = xc.T @ zc / n  # (d, k)
+        evals, evecs = np.linalg.eigh(sigma)
+        keep = evals > evals.max() * tol
+        inv_sqrt = (evecs[:, keep] / np.sqrt(evals[keep])) @ evecs[:, keep].T  # W
+        sqrt = (evecs[:, keep] * np.sqrt(evals[keep])) @ evecs[:, keep].T  # W⁺
+        u, s, _ = np.linalg.svd(inv_sqrt @ cross, full_matrices=False)
+        rank = int((s > (s.max() if s.size else 0) * 1e-6).sum()) if s.size else 0
+        basis = u[:, :rank]
+        self.proj_ = sqrt @ basis @ basis.T @ inv_sqrt
+        self.rank_ = rank
+        return self
+
+
+class MeanProjectionEraser(Eraser):
+    """Orthogonal projection out of span(directions), keeping the mean's component there."""
+
+    def fit(self, x: np.ndarray, directions: np.ndarray) -> "MeanProjectionEraser":
+        d = np.asarray(directions, dtype=np.float64)
+        d = d[None] if d.ndim == 1 else d
+        q, r = np.linalg.qr(d.T)
+        rank = int((np.abs(np.diag(r)) > 1e-10 * max(1.0, np.abs(r).max())).sum())
+        q = q[:, :rank]
+        self.mean_ = np.asarray(x, dtype=np.float64).mean(0)
+        self.proj_ = q @ q.T
+        self.rank_ = rank
+        return self
+
+
+def random_subspace_eraser(x: np.ndarray, rank: int, seed: int = 0) -> MeanProjectionEraser:
+    """Amnesic-probing control: erase a uniformly random `rank`-dimensional subspace."""
+    x = np.asarray(x)
+    if not 0 <= rank <= x.shape[1]:
+        raise InputError(f"random subspace rank {rank} is out of range; allowed: 0..{x.shape[1]}")
+    rng = np.random.default_rng(seed)
+    return MeanProjectionEraser().fit(x, rng.standard_normal((max(rank, 0), x.shape[1])) if rank else np.zeros((1, x.shape[1])))
+
+
+def whitened_change(x: np.ndarray, erased: np.ndarray) -> float:
+    """Mean squared change in the whitened (Mahalanobis, Σ_xx⁻¹) norm: what LEACE minimises."""
+    x = np.asarray(x, dtype=np.float64)
+    xc = x - x.mean(0)
+    sigma = xc.T @ xc / len(x)
+    delta = np.asarray(erased, dtype=np.float64) - x
+    return float(np.mean(np.einsum("nd,nd->n", delta @ np.linalg.pinv(sigma), delta)))
+
+
+# --- hooks -----------------------------------------------------------------------------------
+def steering_hook(vector, positions: Sequence[int] | None = None):
+    """Hook adding `vector` ((d,) or (B, d)) at `positions` (all positions if None)."""
+    import torch
+
+    def hook(act, hook):
+        v = torch.as_tensor(vector, dtype=act.dtype, device=act.device)
+        act = act.clone()
+        if v.ndim == 2:
+            v = v[:, None, :]
+        if positions is None:
+            act += v
+        else:
+            act[:, list(positions)] += v
+        return act
+    return hook
+
+
+def erasure_hook(eraser: Eraser, positions: Sequence[int] | None = None):
+    """Hook applying `eraser` at `positions` (all positions if None)."""
+
+    def hook(act, hook):
+        act = act.clone()
+        if positions is None:
+            return eraser.torch_apply(act)
+        idx = list(positions)
+        act[:, idx] = eraser.torch_apply(act[:, idx])
+        return act
+    return hook
+
+
+def collect(model, prompts: Sequence[np.ndarray], hook_name: str, position: np.ndarray) -> np.ndarray:
+    """Activations (n, d) of `hook_name` at one position per prompt (prompts grouped by length)."""
+    import torch
+
+    device = next(model.parameters()).device
+    out = np.zeros((len(prompts), model.cfg.d_model))
+    by_len: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        by_len.setdefault(len(p), []).append(i)
+    with torch.no_grad():
+        for idx in by_len.values():
+            toks = torch.as_tensor(np.stack([prompts[i] for i in idx]), dtype=torch.long, device=device)
+            _, cache = model.run_with_cache(toks, names_filter=lambda n: n == hook_name)
+            act = cache[hook_name]
+            if act.ndim != 3:
+                raise DataError(f"hook {hook_name} has activations of shape {tuple(act.shape)}; steering needs (batch, pos, d_model)")
+            pos = torch.as_tensor(np.asarray(position)[idx], dtype=torch.long, device=device)
+            out[idx] = act[torch.arange(len(idx)), pos].float().cpu().numpy()
+    return out
+
+
+def amnesic_rollouts(model, adapter, rows, layer: int, fit_x: np.ndarray, fit_labels: np.ndarray,
+                     position_of: "Callable[[np.ndarray], int]", seed: int = 0) -> dict:
+    """Amnesic probing: rollout metrics with a concept LEACE-erased at one position and layer
+    (``blocks.{layer}.hook_resid_pre``), against erasing a random subspace of the same rank.
+
+    `fit_x` / `fit_labels`: activations at that hook and position and their concept labels (to
+    fit the eraser); `position_of(prompt)` gives the position to erase in each rollout prompt.
+    """
+    from searchprobe.intervene.ablation import rollout_metrics
+
+    name = f"blocks.{layer}.hook_resid_pre"
+    leace = LeaceEraser().fit(fit_x, fit_labels)
+    control = random_subspace_eraser(fit_x, leace.rank_, seed=seed)
+    prompts = [np.asarray(t[:s], dtype=np.int64) for t, s in zip(rows["tokens"], rows["solution_start"])]
+    positions = sorted({position_of(p) for p in prompts})
+    if len(positions) != 1:
+        raise InputError(f"amnesic rollouts need the concept at one position in every prompt, got positions {positions[:5]}")
+    out = {"hook": name, "position": positions[0], "rank": leace.rank_,
+           "intact": rollout_metrics(model, adapter, rows)}
+    for label, eraser in (("leace", leace), ("random_subspace", control)):
+        hook = erasure_hook(eraser, positions)
+
+        def forward(tokens, hook=hook):
+            with model.hooks(fwd_hooks=[(name, hook)]):
+                return model(tokens)
+
+        out[label] = rollout_metrics(model, adapter, rows, forward=forward)
+    return out
