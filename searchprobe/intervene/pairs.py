@@ -278,9 +278,9 @@ def pairs_from_dataset(stored, tokenizer, split: str = "test", kind: str = "targ
         raise InputError(f"counterfactual pairs are implemented for maze datasets; {stored.path} holds task "
                          f"{stored.config.get('task')!r}")
     fmt = stored.config.get("config", {}).get("token_format", "aotp")
-    if fmt != "aotp":
-        raise InputError(f"counterfactual pairs need the plain 'aotp' token format; {stored.path} uses {fmt!r} "
-                         "(generate the dataset with token_format = \"aotp\")")
+    if fmt not in ("aotp", "grid"):
+        raise InputError(f"counterfactual pairs need a token format without a search trace ('aotp' or 'grid'); "
+                         f"{stored.path} uses {fmt!r} (generate the dataset with token_format = \"aotp\" or \"grid\")")
     if split not in stored.splits:
         raise InputError(f"dataset {stored.path} has no split {split!r}; it has {', '.join(stored.splits)}")
     ds = stored.splits[split]
