@@ -16,8 +16,16 @@ from searchprobe.errors import SearchprobeError
 
 #: verb -> (module, one-line help). Add a verb by adding a module and a line here.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("searchprobe.commands.generate", "generate a task dataset from tasks/<name>.toml"),
+    "train": ("searchprobe.commands.train", "train a TransformerLens model on a task dataset (writes a run directory)"),
+    "eval": ("searchprobe.commands.eval", "evaluate a run by greedy rollouts on held-out data"),
+    "lens": ("searchprobe.commands.lens", "logit lens and tuned lens of a run (writes RUN_DIR/lens/)"),
+    "probe": ("searchprobe.commands.probe", "linear probes for every hook × position × label, with controls and baselines"),
+    "patch": ("searchprobe.commands.patch", "causal interventions: patching sweeps, ablations, goal retargeting (writes RUN_DIR/patching/)"),
+    "report": ("searchprobe.commands.report", "write RUN_DIR/report.html: one self-contained page of every stage"),
+    "run": ("searchprobe.commands.run", "run an experiment TOML: generate, train, lens, probe, patch, report"),
+    "demo": ("searchprobe.commands.demo", "the end-to-end demo: search library, chess puzzles, the model pipeline and its report"),
     "search": ("searchprobe.commands.search", "the search & prior-cost library: dovetail, levin, priors, forwarding, circuits, tm"),
-    "demo": ("searchprobe.commands.demo", "run the end-to-end demo pipeline that exists so far"),
 }
 
 

@@ -43,3 +43,17 @@ def test_atomic_directory_all_or_nothing(tmp_path):
         (tmp / "new.txt").write_text("n")
     assert sorted(os.listdir(out)) == ["new.txt"]
     assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        import importlib
+
+        import searchprobe.io as sio
+
+        importlib.reload(sio)
+        p = sio.atomic_write_text(tmp_path / "x.txt", "hi")
+        assert (p.stat().st_mode & 0o777) == 0o644
+    finally:
+        os.umask(old)
