@@ -42,6 +42,14 @@ DEFAULT_ROLES: dict[str, tuple[str, ...]] = {
 }
 
 
+def default_roles(task: str, layout: str = "aotp") -> tuple[str, ...]:
+    """The default position roles of a task; grid-layout mazes end their maze section at ``grid_end``."""
+    roles = DEFAULT_ROLES[task]
+    if task == "maze" and layout == "grid":
+        roles = tuple("grid_end" if r == "adjlist_end" else r for r in roles)
+    return roles
+
+
 def hook_names_for(n_layers: int, attn_only: bool = False) -> list[str]:
     """The hook points a store can record, in model order: resid pre/mid/post, attn_out, mlp_out, attn.hook_z."""
     names: list[str] = []

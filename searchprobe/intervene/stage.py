@@ -19,7 +19,8 @@ from searchprobe.io import atomic_write_bytes, atomic_write_json
 
 SWEEP_CHOICES = ("resid", "heads", "mlp", "attn")
 _PROMPT_KEYS = ("adjlist_start", "adj", "adj_connector", "adj_separator", "adjlist_end", "origin_start", "origin",
-                "origin_end", "target_start", "target", "target_end", "path_start")
+                "origin_end", "target_start", "target", "target_end", "grid_start", "grid_cell", "grid_end",
+                "path_start")
 _PATH_KEYS = ("path[earlier]", "path[-3]", "path[-2]", "path[-1]")
 
 

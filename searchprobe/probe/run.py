@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from searchprobe.acts import (DEFAULT_ROLES, StorePlan, default_hooks, extract_activations, find_positions,
+from searchprobe.acts import (StorePlan, default_hooks, default_roles, extract_activations, find_positions,
                               hook_layer, hook_names_for, model_fingerprint, random_fingerprint, role_codes)
 from searchprobe.errors import DataError, InputError
 from searchprobe.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -69,7 +69,8 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
         if h not in valid_hooks:
             raise InputError(f"hook {h!r} does not exist in this {model_cfg.n_layers}-layer model; valid: {', '.join(valid_hooks)}")
     explicit_roles = positions is not None
-    roles = list(positions) if positions else list(DEFAULT_ROLES[task])
+    layout = (run.dataset.config.get("tokenizer") or {}).get("layout", "aotp")
+    roles = list(positions) if positions else list(default_roles(task, layout))
     codes = role_codes(task, roles)
     task_cfg = run.dataset.config["config"]
     n_rows, n_cols = int(task_cfg["rows"]), int(task_cfg["cols"])
