@@ -41,8 +41,12 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     summary: dict[str, object] = {"search": run_search_showcase(out / "search")}
     summary["chess"] = run_chess_showcase(out / "chess")
+    failed: list[str] = []
     if not args.skip_model:
-        summary["report"] = str(run_model_pipeline(Path(args.experiment), out / "run", force=args.force))
+        result = run_model_pipeline(Path(args.experiment), out / "run", force=args.force)
+        summary["report"] = str(result.report_path)
+        summary["stages"] = {o.stage: o.status for o in result.outcomes}
+        failed = result.failed
     summary["seconds"] = round(time.perf_counter() - start, 1)
     from searchprobe.io import atomic_write_json
 
@@ -50,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"\ndemo finished in {summary['seconds']} s; outputs under {out}/")
     if "report" in summary:
         print(f"report: {summary['report']}")
+    if failed:
+        print(f"stages that failed: {', '.join(failed)} (see above)")
+        return 1
     return 0
 
 
@@ -120,9 +127,11 @@ def run_chess_showcase(out: Path, n: int = 4) -> dict[str, object]:
     return {"puzzles": rows}
 
 
-def run_model_pipeline(experiment: Path, out: Path, force: bool = False) -> Path:
+def run_model_pipeline(experiment: Path, out: Path, force: bool = False):
     """generate → train → lens → probes → patching → report, via the `run` pipeline."""
     from searchprobe.pipeline import run_experiment
 
     print(f"== the model pipeline: {experiment}")
-    return run_experiment(experiment, out, force=force)
+    result = run_experiment(experiment, out=out, force=force)
+    print(result.describe())
+    return result
