@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +166,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         # DDP averages gradients over W ranks; scale so the result is the global-batch mean.
-        loss, n_local = solution_loss(ddp_model, data, rows, device, normaliser=n_global)
+        loss, _ = solution_loss(ddp_model, data, rows, device, normaliser=n_global)
         (loss * world).backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -8,7 +8,7 @@ activation has a TransformerLens hook name (`blocks.{l}.hook_resid_pre`, `blocks
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from searchprobe.errors import ConfigError

@@ -8,7 +8,6 @@ tokenizer and the config in one call, and refuses a dataset whose vocabulary dif
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -51,10 +50,7 @@ class ExperimentConfig:
 def load_experiment(path: str | Path) -> ExperimentConfig:
     data = load_toml(path)
     data.pop("name", None)
-    cfg = from_dict(ExperimentConfig, data, str(path))
-    if not Path(cfg.data).is_absolute():  # relative to the repository / working directory
-        cfg = dataclasses.replace(cfg, data=str(Path(cfg.data)))
-    return cfg
+    return from_dict(ExperimentConfig, data, str(path))
 
 
 # --- tasks -------------------------------------------------------------------------------------
@@ -272,8 +268,8 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
 
 def _check_same_run(out: Path, run_config: dict[str, Any]) -> None:
     saved = json.loads((out / "config.json").read_text())
-    for key in ("model", "train", "vocab"):
-        if saved.get(key) != run_config.get(key) and key != "train":
+    for key in ("model", "vocab"):
+        if saved.get(key) != run_config.get(key):
             raise FingerprintMismatch(f"cannot resume {out}: its {key} differs from this experiment's")
     if saved["dataset"]["fingerprint"] != run_config["dataset"]["fingerprint"]:
         raise FingerprintMismatch(
