@@ -13,7 +13,7 @@ import torch
 
 from searchprobe.errors import ConfigError, DataError
 from searchprobe.train import checkpoint
-from searchprobe.train.data import TokenData, batch_rows
+from searchprobe.train.data import BatchSchedule, TokenData, batch_rows
 from searchprobe.train.loop import TrainConfig, lr_at, solution_loss, train
 from searchprobe.train.model import ModelConfig, build_model, preset
 
@@ -73,6 +73,10 @@ def test_bad_inputs_are_rejected():
         TokenData.from_sequences([[1, 2, 3]], [5], PAD)
     with pytest.raises(ConfigError, match="train.steps must be a positive integer"):
         TrainConfig(steps=0)
+    with pytest.raises(ConfigError, match="train.precision must be 'fp32' or 'bf16'"):
+        TrainConfig(precision="fp16")
+    with pytest.raises(ConfigError, match="train.sort_window must be >= 0"):
+        TrainConfig(sort_window=-1)
 
 
 def test_batches_are_a_pure_function_of_seed_and_step():
@@ -84,13 +88,34 @@ def test_batches_are_a_pure_function_of_seed_and_step():
     assert not np.array_equal(a[0], batch_rows(100, 16, 0, seed=4))
 
 
+def test_sorted_batches_cover_each_epoch_with_less_padding():
+    lengths = np.random.default_rng(0).integers(5, 60, size=1000)
+    plain = BatchSchedule(lengths, 32, seed=3)
+    assert all(np.array_equal(plain(s), batch_rows(1000, 32, s, seed=3)) for s in range(40))
+    sorted_ = BatchSchedule(lengths, 32, seed=3, sort_window=8)
+    per_epoch = 1000 // 32
+    for epoch in range(2):
+        steps = range(epoch * per_epoch, (epoch + 1) * per_epoch)
+        a = np.concatenate([sorted_(s) for s in steps])
+        b = np.concatenate([batch_rows(1000, 32, s, seed=3) for s in steps])
+        assert sorted(a.tolist()) == sorted(b.tolist())  # the same examples, in other batches
+    again = BatchSchedule(lengths, 32, seed=3, sort_window=8)
+    assert all(np.array_equal(sorted_(s), again(s)) for s in reversed(range(70)))  # any order of calls
+
+    def padding(schedule):
+        return np.mean([lengths[schedule(s)].max() - lengths[schedule(s)].mean() for s in range(per_epoch)])
+
+    assert padding(sorted_) < 0.5 * padding(plain)
+
+
 def _weights(model) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def test_resume_is_bitwise_identical(tmp_path):
+@pytest.mark.parametrize("options", [{}, {"sort_window": 4, "precision": "bf16"}])
+def test_resume_is_bitwise_identical(tmp_path, options):
     data = reversal_data(200)
-    cfg = TrainConfig(steps=12, batch_size=16, warmup_steps=3, eval_every=100, checkpoint_every=5)
+    cfg = TrainConfig(steps=12, batch_size=16, warmup_steps=3, eval_every=100, checkpoint_every=5, **options)
     full = tiny_model()
     train(full, data, cfg, tmp_path / "full", progress=False)
 
@@ -197,3 +222,30 @@ def test_from_flat_equals_from_sequences():
     # A slice of a larger buffer (Arrow offsets need not start at 0).
     c = TokenData.from_flat(np.concatenate([[7, 7], values]), offsets + 2, starts, PAD)
     assert np.array_equal(a.tokens, c.tokens)
+
+
+def test_torchrun_cli_trains_like_a_single_process(tmp_path):
+    """`torchrun --nproc_per_node 2 -m searchprobe train …` on a real maze dataset = one process."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from searchprobe.tasks.maze.config import MazeConfig
+    from searchprobe.tasks.maze.dataset import generate_dataset
+
+    data = generate_dataset(MazeConfig(rows=3, cols=3, n=200, seed=0, token_format="grid", labels=False), tmp_path / "data")
+    (tmp_path / "exp.toml").write_text(
+        f'data = "{data}"\neval_examples = 8\n[model]\npreset = "nano"\n'
+        "[train]\nsteps = 4\nbatch_size = 16\nwarmup_steps = 2\neval_every = 100\nthreads = 1\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())]
+    for runner, out in ((torchrun, "ddp"), ([sys.executable], "single")):
+        proc = subprocess.run([*runner, "-m", "searchprobe", "train", str(tmp_path / "exp.toml"), "--out",
+                               str(tmp_path / out), "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    ddp, single = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("ddp", "single"))
+    for name, value in single.items():
+        if name.endswith("attn.k.bias"):  # see test_ddp_two_processes_match_single_process
+            continue
+        torch.testing.assert_close(ddp[name], value, rtol=1e-4, atol=1e-5, msg=name)

@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if distributed:
         import torch
 
+        if torch.cuda.is_available():  # one GPU per process: torchrun's LOCAL_RANK picks it
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
         final = train_run(cfg, args.out, resume=args.resume, progress=not args.no_progress)

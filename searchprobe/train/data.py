@@ -86,3 +86,40 @@ def batch_rows(n_examples: int, batch_size: int, step: int, seed: int) -> np.nda
     epoch, k = divmod(step, per_epoch)
     order = np.random.Generator(np.random.PCG64([seed, epoch])).permutation(n_examples)
     return order[k * batch_size : (k + 1) * batch_size]
+
+
+class BatchSchedule:
+    """The rows of every global batch, a pure function of (seed, step), cached one epoch at a time.
+
+    With `sort_window` w > 1, each run of w consecutive batches of the epoch's permutation is
+    sorted by length before being cut into batches, and the batches are shuffled again: every
+    epoch still sees the same examples, but a batch's rows have similar lengths, so less of each
+    (B, T) batch is padding. With w <= 1 the batches are exactly `batch_rows`'.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, sort_window: int = 0) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.sort_window = int(batch_size), int(seed), int(sort_window)
+        self._epoch: int | None = None
+        self._order = np.empty(0, dtype=np.int64)
+
+    def __call__(self, step: int) -> np.ndarray:
+        n, size = len(self.lengths), self.batch_size
+        if self.sort_window <= 1:
+            return batch_rows(n, size, step, self.seed)
+        epoch, k = divmod(step, max(1, n // size))
+        if epoch != self._epoch:
+            self._order, self._epoch = self._epoch_order(epoch), epoch
+        return self._order[k * size : (k + 1) * size]
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        rng = np.random.Generator(np.random.PCG64([self.seed, epoch]))
+        size = self.batch_size
+        order = rng.permutation(len(self.lengths))[: max(1, len(self.lengths) // size) * size]
+        batches: list[np.ndarray] = []
+        for start in range(0, len(order), self.sort_window * size):
+            window = order[start : start + self.sort_window * size]
+            window = window[np.argsort(self.lengths[window], kind="stable")]
+            batches.extend(window[i : i + size] for i in range(0, len(window), size))
+        return np.concatenate([batches[i] for i in rng.permutation(len(batches))])
+

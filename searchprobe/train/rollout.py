@@ -27,9 +27,11 @@ def greedy_rollout(
     """Generate greedily after each prompt; return the generated ids (stop token included if hit).
 
     `forward(tokens) -> logits` defaults to `model(tokens)`; interventions pass a hooked forward.
+    Generation also stops at the model's context length (`model.cfg.n_ctx`), whatever `max_new` says.
     """
     forward = forward or model
     device = next(model.parameters()).device
+    n_ctx = getattr(getattr(model, "cfg", None), "n_ctx", None)
     out: list[np.ndarray | None] = [None] * len(prompts)
     by_length: dict[int, list[int]] = {}
     for i, p in enumerate(prompts):
@@ -39,7 +41,7 @@ def greedy_rollout(
             idx = members[start : start + batch_size]
             seq = torch.as_tensor(np.stack([prompts[i] for i in idx]), dtype=torch.long, device=device)
             done = torch.zeros(len(idx), dtype=torch.bool, device=device)
-            for _ in range(max_new):
+            for _ in range(max_new if n_ctx is None else min(max_new, n_ctx - length)):
                 nxt = forward(seq)[:, -1].argmax(-1)
                 seq = torch.cat([seq, nxt[:, None]], dim=1)
                 done |= nxt == stop_id

@@ -75,10 +75,24 @@ class TaskAdapter:
         ds = self._split(split)
         if limit is not None:
             ds = ds.select(range(min(limit, len(ds))))
-        table = ds.select_columns(["tokens", "solution_start"]).with_format("arrow")[:]
+        table = ds.select_columns(["tokens", *self._start_columns(ds)]).with_format("arrow")[:]
         tokens = table.column("tokens").combine_chunks()
-        return TokenData.from_flat(tokens.values.to_numpy(), tokens.offsets.to_numpy(),
-                                   table.column("solution_start").to_numpy(), self.pad_id)
+        starts = self.generation_start({name: table.column(name).to_numpy() for name in self._start_columns(ds)})
+        return TokenData.from_flat(tokens.values.to_numpy(), tokens.offsets.to_numpy(), starts, self.pad_id)
+
+    @staticmethod
+    def _start_columns(ds) -> list[str]:
+        return ["solution_start"] + (["trace_start"] if "trace_start" in ds.column_names else [])
+
+    @staticmethod
+    def generation_start(columns) -> np.ndarray:
+        """Where the model's own output begins: the search trace when the tokens have one (the
+        model must write it), else the solution."""
+        start = np.asarray(columns["solution_start"])
+        if "trace_start" in columns:
+            trace = np.asarray(columns["trace_start"])
+            start = np.where(trace >= 0, trace, start)
+        return start
 
     def _split(self, split: str):
         if split not in self.stored.splits:
@@ -106,10 +120,11 @@ class MazeAdapter(TaskAdapter):
 
         ds = self._split(split)
         ds = ds.select(range(min(limit, len(ds))))
-        cols = ds.select_columns(["tokens", "solution_start", "connections", "path"]).with_format("numpy")[:]
-        prompts = [np.asarray(t[:s], dtype=np.int64) for t, s in zip(cols["tokens"], cols["solution_start"])]
+        cols = ds.select_columns(["tokens", "connections", "path", *self._start_columns(ds)]).with_format("numpy")[:]
+        prompts = [np.asarray(t[:s], dtype=np.int64) for t, s in zip(cols["tokens"], self.generation_start(cols))]
         cfg = self.stored.config["config"]
-        max_new = int(cfg["rows"]) * int(cfg["cols"]) + 1
+        n_cells = int(cfg["rows"]) * int(cfg["cols"])
+        max_new = n_cells + 1 + (n_cells + 3 if "trace_start" in cols and (cols["trace_start"] >= 0).any() else 0)
         generated = greedy_rollout(model, prompts, max_new=max_new, stop_id=self.stop_id)
         cells, ok = self.decode_paths(generated)
         paths = [np.stack(p) for p in cols["path"]]
@@ -120,11 +135,15 @@ class MazeAdapter(TaskAdapter):
         return {**model_metrics, **{f"random_walk/{k}": v for k, v in baseline.items() if k != "n"}}
 
     def decode_paths(self, generated: list[np.ndarray]) -> tuple[list[list[tuple[int, int]]], list[bool]]:
-        """Generated ids → lists of (row, col); well-formed iff only cells then <PATH_END>."""
+        """Generated ids → lists of (row, col); well-formed iff only cells then <PATH_END> (after
+        the last <PATH_START>, when the model wrote a trace first)."""
         cells_of = {i: _parse_cell(t) for i, t in enumerate(self.vocab) if _parse_cell(t) is not None}
         out, ok = [], []
+        path_start = self.vocab.index("<PATH_START>")
         for gen in generated:
             ids = gen.tolist()
+            if path_start in ids:  # the model wrote a search trace first: its path follows <PATH_START>
+                ids = ids[len(ids) - ids[::-1].index(path_start):]
             ended = bool(ids) and ids[-1] == self.stop_id
             body = ids[:-1] if ended else ids
             cells = [cells_of[i] for i in body if i in cells_of]
@@ -219,9 +238,15 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
     from searchprobe.train.model import build_model, count_parameters
 
     out = Path(out)
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank = torch.distributed.get_rank() if distributed else 0
     if out.exists() and (out / "config.json").exists() and not resume:
         raise ConfigError(f"run directory {out} already holds a run (pass --resume to continue it, or choose another --out)")
-    stored = prepare_data(cfg, out)
+    stored = prepare_data(cfg, out) if rank == 0 else None  # rank 0 generates the data, if it must
+    if distributed:
+        torch.distributed.barrier()  # the data exists, and every rank has looked before rank 0 writes config.json
+    if stored is None:
+        stored = prepare_data(cfg, out)
     adapter = task_adapter(stored)
     train_data = adapter.token_data("train")
     model_cfg = cfg.model_config().with_data(len(adapter.vocab), train_data.max_len)
@@ -244,11 +269,12 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
     }
     if resume:
         _check_same_run(out, run_config)
-    else:
+    elif rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "config.json", run_config)
-    print(f"model: {n_params:,} parameters ({model_cfg.n_layers} layers, d_model {model_cfg.d_model}, "
-          f"{model_cfg.n_heads} heads); {len(train_data):,} training sequences of ≤ {train_data.max_len} tokens")
+    if rank == 0:
+        print(f"model: {n_params:,} parameters ({model_cfg.n_layers} layers, d_model {model_cfg.d_model}, "
+              f"{model_cfg.n_heads} heads); {len(train_data):,} training sequences of ≤ {train_data.max_len} tokens")
 
     def evaluate(m, step):
         m.eval()
@@ -261,6 +287,8 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
     result = train(model, train_data, cfg.train, out, evaluate=evaluate, resume=resume, progress=progress,
                    stop_after_step=stop_after_step)
     final = result.last_eval or {}
+    if rank != 0:
+        return final
     atomic_write_json(out / "eval.json", {"split": cfg.eval_split, "step": result.step, "metrics": final,
                                          "elapsed_s": round(result.elapsed_s, 2), "tokens_seen": result.tokens_seen})
     return final

@@ -10,7 +10,8 @@ A task file has ``task = "maze"`` and the fields below at top level, plus option
     n = 100000
     seed = 0
     traces = ["bfs", "astar"]  # ground-truth search traces stored as columns
-    token_format = "aotp"      # or "aotp_trace" (the `token_trace` search trace before the path), or "grid" (compact)
+    token_format = "aotp"      # or "aotp_trace" (the `token_trace` search trace before the path), "grid" (compact),
+                               # or "grid_fill" (compact, dead-end-filling order before the path)
 
     [endpoints]
     min_path_len = 2           # cells on the shortest path, origin and target included
@@ -98,7 +99,9 @@ class MazeConfig:
     endpoints: EndpointConfig = field(default_factory=EndpointConfig)
     splits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
     traces: tuple[str, ...] = ()  #: search traces stored as columns: any of TRACE_ALGORITHMS
-    token_format: Literal["aotp", "aotp_trace", "grid"] = "aotp"  #: plain AOTP, AOTP with a search trace before the path, or the compact grid layout
+    #: plain AOTP, AOTP with a search trace before the path, the compact grid layout, or the grid
+    #: layout with the dead-end-filling order before the path (the training recipe's scratchpad)
+    token_format: Literal["aotp", "aotp_trace", "grid", "grid_fill"] = "aotp"
     token_trace: str = "astar"  #: which search's trace `aotp_trace` writes
     vocab_grid: int | None = None  #: tokenizer vocabulary grid side; None = max(rows, cols)
     labels: bool = True  #: store the probe labels (`label_*` columns); off for lean, huge datasets

@@ -113,8 +113,9 @@ def tokenizer_for(cfg: MazeConfig):
     """The tokenizer a recipe uses (one fixed vocabulary per `cfg.max_grid`)."""
     from searchprobe.tasks.maze.tokens import MazeTokenizer
 
-    return MazeTokenizer(cfg.max_grid, trace_format="searchformer" if cfg.token_format == "aotp_trace" else None,
-                         layout="grid" if cfg.token_format == "grid" else "aotp")
+    trace_format = {"aotp_trace": "searchformer", "grid_fill": "fill"}.get(cfg.token_format)
+    return MazeTokenizer(cfg.max_grid, trace_format=trace_format,
+                         layout="grid" if cfg.token_format.startswith("grid") else "aotp")
 
 
 # --- records -----------------------------------------------------------------------------------

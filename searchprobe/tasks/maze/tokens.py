@@ -33,7 +33,11 @@ every CREATE and CLOSE event of a `searchprobe.search.Trace` (node = cell id ``r
 becomes ``create|close (r,c) c<g> c<h>``; a NaN h (BFS, DFS) is left out, so such an event has one
 cost token, and an event with NaN g has none. ``trace_format="searchformer"`` writes CREATE and
 CLOSE events, ``"close"`` only the CLOSE events (the expansion order). Other event kinds are
-dropped.
+dropped. ``trace_format="fill"`` needs no search trace: it writes ``<TRACE_START> (r,c) … <TRACE_END>``,
+the cells in the order dead-end filling removes them (`fill.dead_end_fill_order`), so that what
+remains is the path; `decode_trace` reads them back as one CLOSE event per filled cell. It is the
+training recipe's scratchpad: every filled cell is a local decision, and the path after it is a
+walk along the cells left.
 
 Grid layout (``layout="grid"``, searchprobe's compact format, not maze-dataset's): the adjacency
 list is replaced by one token per cell in row-major order, naming the cell's open sides::
@@ -80,7 +84,7 @@ SPECIAL_TOKENS: tuple[str, ...] = (
 #: Our trace tokens (after the cells).
 TRACE_START, TRACE_END, TRACE_CREATE, TRACE_CLOSE = "<TRACE_START>", "<TRACE_END>", "create", "close"
 TRACE_TOKENS: tuple[str, ...] = (TRACE_START, TRACE_END, TRACE_CREATE, TRACE_CLOSE)
-TRACE_FORMATS: tuple[str, ...] = ("searchformer", "close")
+TRACE_FORMATS: tuple[str, ...] = ("searchformer", "close", "fill")
 #: Grid-layout tokens: the section markers and one token per set of open sides (U, D, L, R).
 GRID_START, GRID_END = "<GRID_START>", "<GRID_END>"
 _SIDES = "UDLR"
@@ -321,7 +325,9 @@ class MazeTokenizer:
         segments.append((head, head_roles, np.full(B, width, dtype=np.int64)))
         if self.layout == "grid":  # endpoints first, so every cell position can attend to them
             segments.append(self._grid_segment(np.asarray(batch.connections, dtype=bool)))
-        if self.trace_format is not None:
+        if self.trace_format == "fill":
+            segments.append(self._fill_segment(batch))
+        elif self.trace_format is not None:
             if traces is None or len(traces) != B:
                 got = "None" if traces is None else f"{len(traces)} traces"
                 raise InputError(f"trace_format={self.trace_format!r} needs one trace per maze ({B}), got {got}")
@@ -449,6 +455,24 @@ class MazeTokenizer:
         ids = np.concatenate([[self._trace_start_id], block[used], [self._trace_end_id]]).astype(np.int32)
         rl = np.concatenate([[_R["trace_start"]], roles[used], [_R["trace_end"]]]).astype(np.int16)
         return ids, rl
+
+    def _fill_segment(self, batch: MazeBatch):
+        """``<TRACE_START>``, the dead-end-filled cells in filling order, ``<TRACE_END>``."""
+        from searchprobe.tasks.maze.fill import dead_end_fill_order
+
+        B, C = len(batch), batch.n_cols
+        order, count = dead_end_fill_order(np.asarray(batch.connections, dtype=bool), np.asarray(batch.origin),
+                                           np.asarray(batch.target))
+        width = order.shape[1] + 2
+        seg = np.full((B, width), self.pad_id, dtype=np.int32)
+        roles = np.zeros((B, width), dtype=np.int16)
+        seg[:, 0], roles[:, 0] = self._trace_start_id, _R["trace_start"]
+        filled = order >= 0
+        r, c = np.divmod(np.maximum(order, 0), C)
+        seg[:, 1:-1] = np.where(filled, self.cell_ids[r, c], self.pad_id)
+        roles[:, 1:-1] = np.where(filled, _R["trace_cell"], 0)
+        seg[np.arange(B), count + 1], roles[np.arange(B), count + 1] = self._trace_end_id, _R["trace_end"]
+        return seg, roles, count + 2
 
     def _trace_segment(self, traces: Sequence[Trace], n_rows: int, n_cols: int):
         parts = [self.trace_tokens(tr, n_rows, n_cols) for tr in traces]
@@ -593,6 +617,8 @@ class MazeTokenizer:
         events: list[tuple[int, tuple[int, int], float, float]] = []
         if pos < n and ids[pos] == self._trace_start_id:
             expect(TRACE_START, "trace_start")
+            while self.trace_format == "fill" and pos < n and row[ids[pos]] >= 0:
+                events.append((int(Event.CLOSE), cell(_R["trace_cell"], "filled cell"), math.nan, math.nan))
             while pos < n and ids[pos] in (self._create_id, self._close_id):
                 kind = Event.CREATE if ids[pos] == self._create_id else Event.CLOSE
                 roles[pos] = _R["trace_kind"]
