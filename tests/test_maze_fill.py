@@ -91,3 +91,19 @@ def test_training_adapter_makes_the_model_write_the_trace(tmp_path):
     ids = [adapter.vocab.index(t) for t in ["(0,0)", "<TRACE_END>", "<PATH_START>", "(1,1)", "(1,2)", "<PATH_END>"]]
     cells, ok = adapter.decode_paths([np.array(ids)])
     assert cells == [[(1, 1), (1, 2)]] and ok == [True]
+
+
+def test_the_training_recipe_files_agree():
+    """experiments/maze-5x5-fill.toml trains on tasks/maze-dfs-5x5-fill.toml: 5x5 DFS, grid_fill, bf16."""
+    from pathlib import Path
+
+    from searchprobe.config import load_toml
+    from searchprobe.tasks.maze.config import load_maze_config
+    from searchprobe.train.run import load_experiment
+
+    root = Path(__file__).resolve().parent.parent
+    exp = load_experiment(root / "experiments" / "maze-5x5-fill.toml")
+    task = load_maze_config(root / exp.data)
+    assert (task.rows, task.cols, task.generator, task.token_format) == (5, 5, "dfs", "grid_fill")
+    assert exp.train.precision == "bf16" and exp.train.time_limit_s == 600
+    assert load_toml(root / exp.data)["task"] == "maze"

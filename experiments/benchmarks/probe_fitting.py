@@ -5,6 +5,9 @@ a multiclass label with K classes and of a binary family with M columns, fitted 
 `fit_batched` call per family and (b) by one sklearn `LogisticRegression` per problem/column.
 Activations are synthetic with planted linear structure (a fixed random readout + noise).
 
+Part 1b (`cv_sweep`): the probing stage's actual solve — every problem at every L2 of the grid,
+once per CV fold and once on all training rows — against sklearn fitting those fits one by one.
+
 Part 2 (each size in a fresh subprocess, ru_maxrss): extraction of N examples of a maze dataset
 into an activation store with an untrained model of the given preset, and fitting one label (target cell, one L2 value,
 3-fold CV) over 1 hook × 4 roles on N examples.
@@ -73,6 +76,55 @@ def bench_fitting(G: int, n: int, d: int, K: int, M: int, C: float = 1.0) -> dic
     return out
 
 
+def bench_cv_sweep(G: int, n: int, d: int, K: int, M: int, folds: int = 3) -> dict:
+    """The probing stage's real workload: every problem fitted at every L2 of the grid, once per
+    CV fold and once on all training rows (`fit_label`'s solve), against sklearn fitting the same
+    fits one by one. Accuracy is each fit's accuracy on the held-out rows, compared fit by fit."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from searchprobe.probe.firehose import L2_GRID
+    from searchprobe.probe.linear import fit_batched, predict_scores, standardize
+
+    n_train = int(0.8 * n)
+    train = np.arange(n) < n_train
+    fold = np.arange(n) % folds
+    masks, l2s = [], []
+    for lam in L2_GRID:
+        for f in range(folds + 1):
+            masks.append(train & (fold != f) if f < folds else train)
+            l2s.append(lam)
+    w = np.stack(masks).astype(np.float32)
+    out = {"G": G, "n": n, "d": d, "K": K, "M": M, "l2_grid": list(L2_GRID), "folds": folds, "fits_per_problem": len(masks)}
+    for family, binary, width in (("multiclass", False, K), ("binary", True, M)):
+        X, y = planted(G, n, d, width, seed=1 if binary else 0, binary=binary)
+        Z, _, _ = standardize(X, train)
+        t0 = time.perf_counter()
+        W, b = fit_batched(Z, y, w, np.asarray(l2s, dtype=np.float32), family, n_classes=None if binary else K)
+        t_batched = time.perf_counter() - t0
+        s = predict_scores(torch.from_numpy(Z), W, b).numpy()  # (G, B, n, K)
+        pred = (s > 0) if binary else s.argmax(-1)
+        truth = y[:, None] if binary else y[:, None]
+        acc_batched = (pred[:, :, ~train] == truth[:, :, ~train]).reshape(G, len(masks), -1).mean(-1)  # (G, B)
+        t0 = time.perf_counter()
+        acc_sklearn = np.zeros((G, len(masks)))
+        for g in range(G):
+            for j, (mask, lam) in enumerate(zip(masks, l2s)):
+                cols = range(width) if binary else [None]
+                hits = []
+                for m in cols:
+                    yy = y[g, :, m] if binary else y[g]
+                    clf = LogisticRegression(C=1.0 / (lam * mask.sum()), max_iter=1000).fit(Z[g, mask], yy[mask])
+                    hits.append(clf.predict(Z[g, ~train]) == yy[~train])
+                acc_sklearn[g, j] = np.mean(hits)
+        t_sklearn = time.perf_counter() - t0
+        out[family] = {"fits": G * len(masks) * (width if binary else 1), "batched_s": round(t_batched, 3),
+                       "sklearn_loop_s": round(t_sklearn, 3), "speedup": round(t_sklearn / t_batched, 1),
+                       "acc_batched": round(float(acc_batched.mean()), 4), "acc_sklearn": round(float(acc_sklearn.mean()), 4),
+                       "max_abs_acc_diff_points": round(100 * float(np.abs(acc_batched - acc_sklearn).max()), 2)}
+    return out
+
+
 def memory_child(data: str, n: int, work: str, preset: str) -> dict:
     """Extraction of n examples and one label's fit; returns peak RSS after each phase."""
     import dataclasses
@@ -127,7 +179,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(memory_child(args.child[0], int(args.child[1]), args.child[2], args.preset)))
         return
-    result = {"fitting": bench_fitting(args.G, args.n, args.d, K=16, M=8)}
+    result = {"fitting": bench_fitting(args.G, args.n, args.d, K=16, M=8),
+              "cv_sweep": bench_cv_sweep(args.G, args.n, args.d, K=16, M=8)}
     if not args.skip_memory and Path(args.data).exists():
         mem = []
         for n in [int(s) for s in args.sizes.split(",")]:

@@ -10,7 +10,8 @@ gradient clipping and warmup. TransformerLens's loop needs equal-length rows, so
 the sequences padded to the longest one and takes the loss on every position; ours cuts each
 batch to its longest row and takes the loss on the path only. `dataset_tokens_per_s` counts the
 real (unpadded) tokens of the examples consumed, which is what a user waits for;
-`positions_per_s` counts what each model actually ran on, padding included.
+`positions_per_s` counts what each model actually ran on, padding included. Our loop runs in
+fp32, in bf16 autocast, and in bf16 with length-sorted batches (`sort_window = 16`).
 
 FLOPs per step are counted analytically: 6 × (non-embedding matmul parameters + unembedding)
 × positions, plus the attention score and mixing matmuls (6 × 2 × n_layers × T² × d_model per row
@@ -69,14 +70,15 @@ def train_flops(model_cfg, rows: int, width: int) -> float:
     return 6 * matmul_params * positions + 3 * attention
 
 
-def run_ours(model, model_cfg, data, steps: int, batch: int, precision: str) -> dict:
-    from searchprobe.train.data import batch_rows
+def run_ours(model, model_cfg, data, steps: int, batch: int, precision: str, sort_window: int = 0) -> dict:
+    from searchprobe.train.data import BatchSchedule
     from searchprobe.train.loop import TrainConfig, train
 
     cfg = TrainConfig(steps=steps, batch_size=batch, lr=1e-3, warmup_steps=5, eval_every=10**9,
-                      checkpoint_every=10**9, precision=precision)
-    widths = [int(data.lengths[batch_rows(len(data), batch, s, cfg.seed)].max()) for s in range(steps)]
-    real = sum(int(data.lengths[batch_rows(len(data), batch, s, cfg.seed)].sum()) for s in range(steps))
+                      checkpoint_every=10**9, precision=precision, sort_window=sort_window)
+    schedule = BatchSchedule(data.lengths, batch, cfg.seed, sort_window)
+    widths = [int(data.lengths[schedule(s)].max()) for s in range(steps)]
+    real = sum(int(data.lengths[schedule(s)].sum()) for s in range(steps))
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
         train(model, data, cfg, Path(run_dir), progress=False)
@@ -119,12 +121,13 @@ def main(argv=None) -> int:
     model_cfg = _model_config(adapter, data)
 
     results = {}
-    for name in ("transformer_lens", "ours_fp32", "ours_bf16"):
+    for name in ("transformer_lens", "ours_fp32", "ours_bf16", "ours_bf16_sorted"):
         model = build_model(model_cfg)
         if name == "transformer_lens":
             raw = run_transformer_lens(model, model_cfg, data, args.steps, args.batch)
         else:
-            raw = run_ours(model, model_cfg, data, args.steps, args.batch, name.split("_")[1])
+            raw = run_ours(model, model_cfg, data, args.steps, args.batch, name.split("_")[1],
+                           sort_window=16 if name.endswith("sorted") else 0)
         results[name] = {
             "seconds": round(raw["seconds"], 2),
             "dataset_tokens_per_s": round(raw["dataset_tokens"] / raw["seconds"]),
@@ -142,6 +145,7 @@ def main(argv=None) -> int:
         "results": results,
         "ratio_ours_fp32_vs_tl": round(results["ours_fp32"]["dataset_tokens_per_s"] / tl, 2),
         "ratio_ours_bf16_vs_tl": round(results["ours_bf16"]["dataset_tokens_per_s"] / tl, 2),
+        "ratio_ours_bf16_sorted_vs_tl": round(results["ours_bf16_sorted"]["dataset_tokens_per_s"] / tl, 2),
         "matmul_peak_gflops": {"fp32": round(peak32 / 1e9, 1), "bf16": round(peak16 / 1e9, 1)},
         "utilisation": {
             "ours_fp32_vs_fp32_peak": round(results["ours_fp32"]["achieved_gflops"] * 1e9 / peak32, 3),

@@ -121,10 +121,12 @@ class MazeAdapter(TaskAdapter):
         ds = self._split(split)
         ds = ds.select(range(min(limit, len(ds))))
         cols = ds.select_columns(["tokens", "connections", "path", *self._start_columns(ds)]).with_format("numpy")[:]
-        prompts = [np.asarray(t[:s], dtype=np.int64) for t, s in zip(cols["tokens"], self.generation_start(cols))]
+        starts = self.generation_start(cols)
+        prompts = [np.asarray(t[:s], dtype=np.int64) for t, s in zip(cols["tokens"], starts)]
         cfg = self.stored.config["config"]
-        n_cells = int(cfg["rows"]) * int(cfg["cols"])
-        max_new = n_cells + 1 + (n_cells + 3 if "trace_start" in cols and (cols["trace_start"] >= 0).any() else 0)
+        # room for the longest true output and a path through every cell (rollouts also stop at n_ctx)
+        longest = max(len(t) - int(s) for t, s in zip(cols["tokens"], starts))
+        max_new = max(longest, 0) + int(cfg["rows"]) * int(cfg["cols"]) + 1
         generated = greedy_rollout(model, prompts, max_new=max_new, stop_id=self.stop_id)
         cells, ok = self.decode_paths(generated)
         paths = [np.stack(p) for p in cols["path"]]
