@@ -122,4 +122,3 @@ class BatchSchedule:
             window = window[np.argsort(self.lengths[window], kind="stable")]
             batches.extend(window[i : i + size] for i in range(0, len(window), size))
         return np.concatenate([batches[i] for i in rng.permutation(len(batches))])
-
