@@ -104,7 +104,7 @@ def bench_cv_sweep(G: int, n: int, d: int, K: int, M: int, folds: int = 3) -> di
         t_batched = time.perf_counter() - t0
         s = predict_scores(torch.from_numpy(Z), W, b).numpy()  # (G, B, n, K)
         pred = (s > 0) if binary else s.argmax(-1)
-        truth = y[:, None] if binary else y[:, None]
+        truth = y[:, None]  # (G, 1, n[, M]) against pred (G, B, n[, M])
         acc_batched = (pred[:, :, ~train] == truth[:, :, ~train]).reshape(G, len(masks), -1).mean(-1)  # (G, B)
         t0 = time.perf_counter()
         acc_sklearn = np.zeros((G, len(masks)))

@@ -105,8 +105,6 @@ class BatchSchedule:
 
     def __call__(self, step: int) -> np.ndarray:
         n, size = len(self.lengths), self.batch_size
-        if self.sort_window <= 1:
-            return batch_rows(n, size, step, self.seed)
         epoch, k = divmod(step, max(1, n // size))
         if epoch != self._epoch:
             self._order, self._epoch = self._epoch_order(epoch), epoch
@@ -115,7 +113,10 @@ class BatchSchedule:
     def _epoch_order(self, epoch: int) -> np.ndarray:
         rng = np.random.Generator(np.random.PCG64([self.seed, epoch]))
         size = self.batch_size
-        order = rng.permutation(len(self.lengths))[: max(1, len(self.lengths) // size) * size]
+        order = rng.permutation(len(self.lengths))
+        if self.sort_window <= 1:
+            return order  # exactly batch_rows' epoch permutation
+        order = order[: max(1, len(self.lengths) // size) * size]
         batches: list[np.ndarray] = []
         for start in range(0, len(order), self.sort_window * size):
             window = order[start : start + self.sort_window * size]
