@@ -8,7 +8,9 @@ Both sides start from identical weights (the "tiny" preset, 4 layers, d_model 12
 same number of AdamW steps of the same batch size on the same 5×5 grid-layout mazes, with
 gradient clipping and warmup. TransformerLens's loop needs equal-length rows, so it trains on
 the sequences padded to the longest one and takes the loss on every position; ours cuts each
-batch to its longest row and takes the loss on the path only. `dataset_tokens_per_s` counts the
+batch to its longest row and takes the loss on the path only, through the hook-free
+`FusedForward` (`ours_bf16_bridge` is the same loop running the bridge itself, hooks and all).
+`dataset_tokens_per_s` counts the
 real (unpadded) tokens of the examples consumed, which is what a user waits for;
 `positions_per_s` counts what each model actually ran on, padding included. Our loop runs in
 fp32, in bf16 autocast, and in bf16 with length-sorted batches (`sort_window = 16`).
@@ -21,6 +23,7 @@ for forward and backward). Matmul peak is the best of a few large square matmuls
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -70,8 +73,12 @@ def train_flops(model_cfg, rows: int, width: int) -> float:
     return 6 * matmul_params * positions + 3 * attention
 
 
-def run_ours(model, model_cfg, data, steps: int, batch: int, precision: str, sort_window: int = 0) -> dict:
+def run_ours(model, model_cfg, data, steps: int, batch: int, precision: str, sort_window: int = 0,
+             bridge: bool = False) -> dict:
+    from unittest import mock
+
     from searchprobe.train.data import BatchSchedule
+    from searchprobe.train.fused import FusedForward
     from searchprobe.train.loop import TrainConfig, train
 
     cfg = TrainConfig(steps=steps, batch_size=batch, lr=1e-3, warmup_steps=5, eval_every=10**9,
@@ -79,7 +86,8 @@ def run_ours(model, model_cfg, data, steps: int, batch: int, precision: str, sor
     schedule = BatchSchedule(data.lengths, batch, cfg.seed, sort_window)
     widths = [int(data.lengths[schedule(s)].max()) for s in range(steps)]
     real = sum(int(data.lengths[schedule(s)].sum()) for s in range(steps))
-    with tempfile.TemporaryDirectory() as run_dir:
+    no_fused = mock.patch.object(FusedForward, "supports", return_value=False) if bridge else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory() as run_dir, no_fused:
         start = time.perf_counter()
         train(model, data, cfg, Path(run_dir), progress=False)
         seconds = time.perf_counter() - start
@@ -121,13 +129,13 @@ def main(argv=None) -> int:
     model_cfg = _model_config(adapter, data)
 
     results = {}
-    for name in ("transformer_lens", "ours_fp32", "ours_bf16", "ours_bf16_sorted"):
+    for name in ("transformer_lens", "ours_bf16_bridge", "ours_fp32", "ours_bf16", "ours_bf16_sorted"):
         model = build_model(model_cfg)
         if name == "transformer_lens":
             raw = run_transformer_lens(model, model_cfg, data, args.steps, args.batch)
         else:
             raw = run_ours(model, model_cfg, data, args.steps, args.batch, name.split("_")[1],
-                           sort_window=16 if name.endswith("sorted") else 0)
+                           sort_window=16 if name.endswith("sorted") else 0, bridge=name.endswith("bridge"))
         results[name] = {
             "seconds": round(raw["seconds"], 2),
             "dataset_tokens_per_s": round(raw["dataset_tokens"] / raw["seconds"]),
@@ -143,6 +151,7 @@ def main(argv=None) -> int:
         "data": f"{len(data)} 5x5 DFS mazes, grid layout, mean {float(data.lengths.mean()):.1f} / max {data.max_len} tokens",
         "steps": args.steps, "batch": args.batch, "threads": args.threads,
         "results": results,
+        "ratio_ours_bf16_bridge_vs_tl": round(results["ours_bf16_bridge"]["dataset_tokens_per_s"] / tl, 2),
         "ratio_ours_fp32_vs_tl": round(results["ours_fp32"]["dataset_tokens_per_s"] / tl, 2),
         "ratio_ours_bf16_vs_tl": round(results["ours_bf16"]["dataset_tokens_per_s"] / tl, 2),
         "ratio_ours_bf16_sorted_vs_tl": round(results["ours_bf16_sorted"]["dataset_tokens_per_s"] / tl, 2),

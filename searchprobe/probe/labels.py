@@ -128,17 +128,18 @@ def label_targets(spec: LabelSpec, arr: np.ndarray, role: str) -> np.ndarray | N
     return np.where(out < 0, np.nan, out)
 
 
-def control_targets(spec: LabelSpec, y: np.ndarray, token_ids: np.ndarray, train_rows: np.ndarray,
+def control_targets(spec: LabelSpec, y: np.ndarray, input_types: np.ndarray, train_rows: np.ndarray,
                     seed: int) -> np.ndarray:
     """Hewitt & Liang control task: a fixed random label per input type.
 
-    The input type of a row is the token id at the probed position (for mazes: which cell, or which
-    special token, sits there). Each token id gets a label drawn from the label's empirical training
-    distribution (per column for binary/ridge families), fixed by `seed`; rows keep their missing marks.
+    `input_types` (n,) are non-negative ids of each row's input type (the probing stage uses the
+    pair of tokens ending at the probed position; see `bigram_types`). Each type gets a label drawn
+    from the label's empirical training distribution (per column for binary/ridge families), fixed
+    by `seed`; rows keep their missing marks.
     """
     rng = np.random.default_rng(seed)
-    vocab = int(token_ids.max()) + 1 if len(token_ids) else 1
-    tok = np.maximum(token_ids, 0)
+    vocab = int(input_types.max()) + 1 if len(input_types) else 1
+    tok = np.maximum(input_types, 0)
     if spec.kind == "multiclass":
         pool = y[train_rows & (y >= 0)]
         if len(pool) == 0:
@@ -153,3 +154,18 @@ def control_targets(spec: LabelSpec, y: np.ndarray, token_ids: np.ndarray, train
         table = rng.choice(pool, size=vocab) if len(pool) else np.zeros(vocab, dtype=y.dtype)
         out[:, m] = np.where(ok, table[tok], col)
     return out
+
+
+def bigram_types(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Input-type ids of (token before, token at) the probed positions; -1 (none) counts as a token.
+
+    Why pairs and not single tokens: a maze position holds one of ~25 cell tokens, and a linear
+    probe on a 64-512-d residual separates 25 types perfectly, so a one-token control task is
+    learned as well as any real label (control accuracy ~1, selectivity ~0 whatever the model
+    represents). Pairs give hundreds of types, which a linear readout can only fit if the
+    representation carries their conjunctions: what Hewitt & Liang's control needs, more types
+    than the probe can memorise for free.
+    """
+    previous, current = np.asarray(previous, dtype=np.int64), np.asarray(current, dtype=np.int64)
+    base = int(max(previous.max(initial=0), current.max(initial=0))) + 2
+    return (previous + 1) * base + (current + 1)

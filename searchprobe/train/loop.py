@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from searchprobe.errors import ConfigError
 from searchprobe.train.checkpoint import load_train_state, save_train_state, save_weights
 from searchprobe.train.data import BatchSchedule, TokenData
+from searchprobe.train.fused import FusedForward
 
 
 @dataclass(frozen=True)
@@ -163,9 +164,10 @@ def train(
         _truncate_metrics(run_dir / "metrics.jsonl", start_step)
     elif rank == 0:
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    ddp_model = model
+    # The same function of the same parameters as the bridge, without its hooks (~1.5x faster).
+    forward: torch.nn.Module = FusedForward(model) if FusedForward.supports(model) else model
     if world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model)
+        forward = torch.nn.parallel.DistributedDataParallel(forward)
 
     last_eval: dict[str, Any] | None = None
     loss_value = float("nan")
@@ -180,7 +182,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         # DDP averages gradients over W ranks; scale so the result is the global-batch mean.
-        loss, _ = solution_loss(ddp_model, data, rows, device, normaliser=n_global, precision=cfg.precision)
+        loss, _ = solution_loss(forward, data, rows, device, normaliser=n_global, precision=cfg.precision)
         (loss * world).backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from searchprobe.train.fused import FusedForward
+
 
 @torch.no_grad()
 def greedy_rollout(
@@ -26,9 +28,11 @@ def greedy_rollout(
 ) -> list[np.ndarray]:
     """Generate greedily after each prompt; return the generated ids (stop token included if hit).
 
-    `forward(tokens) -> logits` defaults to `model(tokens)`; interventions pass a hooked forward.
+    `forward(tokens) -> logits` defaults to the model's own function, decoded with a key/value
+    cache when `FusedForward` supports the model; interventions pass a hooked forward (no cache).
     Generation also stops at the model's context length (`model.cfg.n_ctx`), whatever `max_new` says.
     """
+    cached = FusedForward(model) if forward is None and FusedForward.supports(model) else None
     forward = forward or model
     device = next(model.parameters()).device
     n_ctx = getattr(getattr(model, "cfg", None), "n_ctx", None)
@@ -40,13 +44,17 @@ def greedy_rollout(
         for start in range(0, len(members), batch_size):
             idx = members[start : start + batch_size]
             seq = torch.as_tensor(np.stack([prompts[i] for i in idx]), dtype=torch.long, device=device)
-            done = torch.zeros(len(idx), dtype=torch.bool, device=device)
-            for _ in range(max_new if n_ctx is None else min(max_new, n_ctx - length)):
-                nxt = forward(seq)[:, -1].argmax(-1)
-                seq = torch.cat([seq, nxt[:, None]], dim=1)
-                done |= nxt == stop_id
-                if bool(done.all()):
-                    break
+            steps = max_new if n_ctx is None else min(max_new, n_ctx - length)
+            if cached is not None:
+                seq = cached.greedy(seq, steps, stop_id) if steps > 0 else seq
+            else:
+                done = torch.zeros(len(idx), dtype=torch.bool, device=device)
+                for _ in range(steps):
+                    nxt = forward(seq)[:, -1].argmax(-1)
+                    seq = torch.cat([seq, nxt[:, None]], dim=1)
+                    done |= nxt == stop_id
+                    if bool(done.all()):
+                        break
             gen = seq[:, length:].cpu().numpy()
             for row, i in enumerate(idx):
                 stops = np.flatnonzero(gen[row] == stop_id)
