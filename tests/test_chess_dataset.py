@@ -233,3 +233,26 @@ def test_source_without_path_is_a_config_error(tmp_path):
     toml.write_text(SOURCE_TOML.format(kind="pgn", path=""))
     with pytest.raises(ConfigError, match="needs a path"):
         load_task(toml)
+
+
+def test_rollout_metrics_survive_a_move_that_is_not_a_move(dataset):
+    """A model that writes from-square = to-square ("f5f5", not valid UCI) scores zero, it does not crash."""
+    import torch
+
+    from searchprobe.train.run import ChessAdapter
+
+    script = [tok.TOKEN_ID[t] for t in ("f5", "f5", "=", "<eos>")]
+
+    class Scripted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, tokens):
+            logits = torch.zeros(tokens.shape[0], tokens.shape[1], len(tok.VOCAB))
+            logits[:, -1, script[min(tokens.shape[1] - tok.PROMPT_LENGTH, len(script) - 1)]] = 1.0
+            return logits
+
+    metrics = ChessAdapter(dataset).evaluate(Scripted(), "test", limit=4)
+    assert metrics["n"] == len(dataset.splits["test"]) and metrics["legal_moves"] == 0.0
+    assert metrics["first_move"] == metrics["whole_line"] == metrics["mates_delivered"] == 0.0

@@ -13,7 +13,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from searchprobe.errors import FingerprintMismatch, InputError
 from searchprobe.probe import LinearProbe, fit_batched, sklearn_reference
 from searchprobe.probe.firehose import ProbeSplit, fit_label
-from searchprobe.probe.labels import LabelSpec, control_targets
+from searchprobe.probe.labels import LabelSpec, bigram_types, control_targets
 from searchprobe.probe.metrics import auroc_columns, average_precision_columns, bootstrap_ci
 
 from test_acts import make_run
@@ -105,6 +105,30 @@ def test_control_task_is_a_fixed_label_per_token_type():
         assert len(np.unique(ctrl[20:][tokens[20:] == t])) == 1  # one label per input type
     assert set(np.unique(ctrl[20:])) <= set(np.unique(y[train & (y >= 0)]))
     np.testing.assert_array_equal(ctrl, control_targets(spec, y, tokens, train, seed=0))
+
+
+def test_bigram_control_needs_conjunctions_a_one_token_control_does_not():
+    """Why the probing stage's control types are token pairs: on a representation that holds the
+    previous and current token additively (no conjunctions), a linear probe (scikit-learn's) learns a
+    random label per token perfectly, but not a random label per pair."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    previous, current = rng.integers(-1, 12, size=3000), rng.integers(0, 12, size=3000)
+    types = bigram_types(previous, current)
+    pairs = set(zip(previous.tolist(), current.tolist()))
+    assert len(np.unique(types)) == len(pairs) and types.min() >= 0  # one id per distinct pair
+    features = np.concatenate([np.eye(13)[previous + 1], np.eye(12)[current]], axis=1)
+    y = rng.integers(0, 6, size=3000)
+    train = np.arange(3000) < 2400
+    spec = LabelSpec("t", "target", "multiclass", "t", n_classes=6)
+
+    def held_out_accuracy(labels):
+        probe = LogisticRegression(C=100.0, max_iter=5000).fit(features[train], labels[train])
+        return probe.score(features[~train], labels[~train])
+
+    assert held_out_accuracy(control_targets(spec, y, current, train, seed=0)) == 1.0
+    assert held_out_accuracy(control_targets(spec, y, types, train, seed=0)) < 0.6
 
 
 def test_split_is_by_example_and_folds_cover_training():
@@ -223,3 +247,68 @@ def test_constant_label_and_foreign_store_are_refused(tmp_path, capsys):
                  "--positions", "target", "--max-examples", "80"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: activation store") and "\n" not in err
+
+
+def test_chess_store_labels_agree_with_the_tokens_and_python_chess(tmp_path):
+    """Board labels against the square tokens, look-ahead labels against the move tokens, the
+    search-focus label against the stored alpha-beta trace, masks against python-chess directly."""
+    import chess
+
+    from searchprobe.probe.labels import chess_label_specs, chess_store_labels
+    from searchprobe.tasks import store
+    from searchprobe.tasks.chess import tokens as tok
+    from searchprobe.tasks.chess.dataset import generate_from_toml
+
+    toml = tmp_path / "c.toml"
+    toml.write_text('task = "chess"\nname = "c"\nn = 12\nseed = 3\n[puzzles]\nmate_in = 2\nmaterial = ["KQvK", "KRRvK"]\n'
+                    'unique_first_move = false\nattacker = "random"\n[tokens]\nrelative = true\n'
+                    '[splits]\ntrain = 0.5\nvalidation = 0.25\ntest = 0.25\n')
+    ds = store.read_dataset(generate_from_toml(toml, out=tmp_path / "ds"))
+    rows = ds.splits["train"].with_format("numpy")[:]
+    max_plies = max(len(pv) for pv in rows["pv"])
+    labels = chess_store_labels(rows, max_plies)
+    assert {s.stored for s in chess_label_specs(max_plies)} <= set(labels)
+    for i, ids in enumerate(rows["tokens"]):
+        squares = [tok.VOCAB[t] for t in ids[tok.SQUARE_OFFSET:tok.SQUARE_OFFSET + 64]]
+        np.testing.assert_array_equal(labels["occupied"][i], [s != tok.EMPTY for s in squares])
+        np.testing.assert_array_equal(labels["mine"][i], [s.startswith("m") for s in squares])
+        roles = [tok.role_name(r) for r in rows["roles"][i]]
+        for j in range(2, len(rows["pv"][i]) + 1):
+            to_token = tok.VOCAB[ids[roles.index(f"ply:{j}:to")]]
+            assert labels[f"ply_{j}_to"][i] == chess.parse_square(to_token)
+        board = chess.Board(str(rows["fen"][i]))
+        frame = lambda s: tok.frame_square(s, bool(rows["flipped"][i]))  # noqa: E731
+        attacked = {frame(s) for s in chess.SQUARES if board.is_attacked_by(not board.turn, s)}
+        assert set(np.flatnonzero(labels["opp_attacks"][i])) == attacked
+        assert labels["opp_king"][i] == frame(board.king(not board.turn))
+        assert labels["in_check"][i, 0] == int(board.is_check())
+        nodes = np.asarray(rows["root_nodes"][i])
+        assert labels["search_focus_to"][i] == np.asarray(rows["root_moves"][i])[nodes.argmax()] % 64
+
+
+def test_chess_runs_are_probed_end_to_end(tmp_path):
+    """`searchprobe probe` on a chess run: every chess label family, with control and random-model columns."""
+    import csv
+
+    from searchprobe.cli import main
+
+    toml = tmp_path / "c.toml"
+    toml.write_text('task = "chess"\nname = "c"\nn = 40\nseed = 1\n[puzzles]\nmate_in = 1\nmaterial = ["KQvK", "KRvK"]\n'
+                    'unique_first_move = false\nattacker = "random"\n[tokens]\nrelative = true\n'
+                    '[splits]\ntrain = 0.8\nvalidation = 0.1\ntest = 0.1\n')
+    assert main(["generate", str(toml), "--out", str(tmp_path / "ds")]) == 0
+    assert main(["train", "--data", str(tmp_path / "ds"), "--model", "nano", "--steps", "3", "--out",
+                 str(tmp_path / "run"), "--no-progress"]) == 0
+    assert main(["probe", str(tmp_path / "run"), "--max-examples", "30", "--boot", "20",
+                 "--hooks", "blocks.0.hook_resid_pre,blocks.1.hook_resid_post"]) == 0
+    with open(tmp_path / "run" / "probes" / "results.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["metric"] == "accuracy"]
+    labels = {r["label"] for r in rows}
+    assert {"opp_king", "mating_square", "first_to", "opp_attacks", "king_escapes", "occupied", "mine",
+            "search_focus_to"} <= labels
+    assert {r["family"] for r in rows} == {"target", "candidate", "constraint", "world_model", "search_trace"}
+    assert {r["role"] for r in rows} == {"stm", "sep", "ply:1:from", "ply:1:to"}
+    for r in rows:
+        assert 0.0 <= float(r["value"]) <= 1.0 and 0.0 <= float(r["random_model"]) <= 1.0
+        assert int(r["control_types"]) >= 1
+        assert float(r["selectivity"]) == pytest.approx(float(r["value"]) - float(r["control"]), abs=1e-5)

@@ -6,13 +6,15 @@ a multiclass label with K classes and of a binary family with M columns, fitted 
 Activations are synthetic with planted linear structure (a fixed random readout + noise).
 
 Part 1b (`cv_sweep`): the probing stage's actual solve — every problem at every L2 of the grid,
-once per CV fold and once on all training rows — against sklearn fitting those fits one by one.
+once per CV fold and once on all training rows — against sklearn fitting those fits one by one
+(ours with one torch thread, as the probing stage runs, and with two).
 
 Part 2 (each size in a fresh subprocess, ru_maxrss): extraction of N examples of a maze dataset
 into an activation store with an untrained model of the given preset, and fitting one label (target cell, one L2 value,
 3-fold CV) over 1 hook × 4 roles on N examples.
 
-Usage: python experiments/benchmarks/probe_fitting.py [--data /tmp/sp/maze5] [--sizes 1000,10000] [--out FILE]
+Usage: python experiments/benchmarks/probe_fitting.py [--data DATASET_DIR] [--sizes 10000,100000] [--out FILE]
+(the memory part needs a maze dataset whose train split has at least the largest size).
 """
 
 from __future__ import annotations
@@ -100,6 +102,9 @@ def bench_cv_sweep(G: int, n: int, d: int, K: int, M: int, folds: int = 3) -> di
         X, y = planted(G, n, d, width, seed=1 if binary else 0, binary=binary)
         Z, _, _ = standardize(X, train)
         t0 = time.perf_counter()
+        fit_batched(Z, y, w, np.asarray(l2s, dtype=np.float32), family, n_classes=None if binary else K, threads=2)
+        t_two_threads = time.perf_counter() - t0
+        t0 = time.perf_counter()
         W, b = fit_batched(Z, y, w, np.asarray(l2s, dtype=np.float32), family, n_classes=None if binary else K)
         t_batched = time.perf_counter() - t0
         s = predict_scores(torch.from_numpy(Z), W, b).numpy()  # (G, B, n, K)
@@ -120,6 +125,8 @@ def bench_cv_sweep(G: int, n: int, d: int, K: int, M: int, folds: int = 3) -> di
         t_sklearn = time.perf_counter() - t0
         out[family] = {"fits": G * len(masks) * (width if binary else 1), "batched_s": round(t_batched, 3),
                        "sklearn_loop_s": round(t_sklearn, 3), "speedup": round(t_sklearn / t_batched, 1),
+                       "batched_2_threads_s": round(t_two_threads, 3),
+                       "speedup_2_threads": round(t_sklearn / t_two_threads, 1),
                        "acc_batched": round(float(acc_batched.mean()), 4), "acc_sklearn": round(float(acc_sklearn.mean()), 4),
                        "max_abs_acc_diff_points": round(100 * float(np.abs(acc_batched - acc_sklearn).max()), 2)}
     return out
@@ -156,10 +163,10 @@ def memory_child(data: str, n: int, work: str, preset: str) -> dict:
     X = np.stack([store.features(h, r) for h in hooks for r in roles])
     Y = np.stack([label_targets(spec, lab, r) for h in hooks for r in roles])
     t0 = time.perf_counter()
-    fit_label(spec, X, Y, ProbeSplit.by_example(n), l2_grid=(1e-2,), n_boot=200)
+    fit_label(spec, X, Y, ProbeSplit.by_example(store.n_examples), l2_grid=(1e-2,), n_boot=200)
     t_fit = time.perf_counter() - t0
     rss_fit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"n": n, "rss_before_mb": round(rss0 / 1024), "peak_rss_extraction_mb": round(rss_extract / 1024),
+    return {"n": store.n_examples, "rss_before_mb": round(rss0 / 1024), "peak_rss_extraction_mb": round(rss_extract / 1024),
             "peak_rss_fitting_mb": round(rss_fit / 1024), "extract_s": round(t_extract, 1), "fit_s": round(t_fit, 1),
             "fit_problems": len(X), "feature_mb": round(X.nbytes / 2**20, 1)}
 

@@ -12,8 +12,9 @@ def _csv(text: str) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a run directory (model.safetensors, config.json)")
     parser.add_argument("--labels", type=_csv, default=None,
-                        help="comma-separated labels (default: target_cell,next_cell,ahead_2,ahead_3,on_path,walls_current,"
-                             "dead_end,connectivity,expanded_bfs,dist_to_target)")
+                        help="comma-separated labels (default for mazes: target_cell,next_cell,ahead_2,ahead_3,on_path,"
+                             "walls_current,dead_end,connectivity,expanded_bfs,dist_to_target; for chess: opp_king,"
+                             "mating_square,first_to,ply_3_to,opp_attacks,king_escapes,occupied,mine,search_focus_to)")
     parser.add_argument("--hooks", type=_csv, default=None,
                         help="comma-separated TransformerLens hook names (default: resid_pre of every layer + last resid_post)")
     parser.add_argument("--positions", type=_csv, default=None,

@@ -3,7 +3,8 @@
 Outputs under ``<run_dir>/probes/``:
 
 * ``results.csv`` (and ``results.parquet`` when pyarrow is importable): one row per
-  (hook, layer, role, label, metric) with value, ci_low, ci_high, control, selectivity,
+  (hook, layer, role, label, metric) with value, ci_low, ci_high, control, control_types (distinct
+  input types of the control task: few types make it easy to memorise), selectivity,
   random_model, majority, n, l2, family, kind;
 * ``heat_<label>.png``: held-out accuracy (R² for ridge) per hook (rows, by depth) × role (columns);
 * ``directions.safetensors``: for every (hook, role, label) probe, tensors
@@ -28,12 +29,15 @@ from searchprobe.acts import (StorePlan, default_hooks, default_roles, extract_a
 from searchprobe.errors import DataError, InputError
 from searchprobe.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from searchprobe.probe.firehose import L2_GRID, ProbeSplit, fit_label
-from searchprobe.probe.labels import LabelSpec, control_targets, label_targets, maze_label_specs, maze_store_labels
+from searchprobe.probe.labels import (LabelSpec, chess_label_specs, chess_store_labels, control_targets, label_targets,
+                                     maze_label_specs, maze_store_labels)
 
 COLUMNS = ("hook", "layer", "role", "label", "family", "kind", "metric", "value", "ci_low", "ci_high", "control",
-           "selectivity", "random_model", "majority", "n", "l2")
+           "control_types", "selectivity", "random_model", "majority", "n", "l2")
 DEFAULT_LABELS = ("target_cell", "next_cell", "ahead_2", "ahead_3", "on_path", "walls_current", "dead_end",
                   "connectivity", "expanded_bfs", "dist_to_target")
+CHESS_DEFAULT_LABELS = ("opp_king", "mating_square", "first_to", "ply_3_to", "opp_attacks", "king_escapes",
+                        "occupied", "mine", "search_focus_to")
 
 
 def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hooks: Sequence[str] | None = None,
@@ -60,8 +64,8 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
     if run.dataset is None:
         raise DataError(f"the dataset of run {run_dir} is gone; pass data=DIR (--data)")
     task = run.config.get("task")
-    if task != "maze":
-        raise DataError(f"run {run_dir} has task {task!r}; label families are wired for: maze")
+    if task not in ("maze", "chess"):
+        raise DataError(f"run {run_dir} has task {task!r}; label families are wired for: maze, chess")
     model_cfg = from_dict(ModelConfig, run.config["model"], f"{run_dir}/config.json [model]")
     valid_hooks = hook_names_for(model_cfg.n_layers, model_cfg.attn_only)
     hooks = list(hooks) if hooks else default_hooks(model_cfg.n_layers)
@@ -72,21 +76,27 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
     layout = (run.dataset.config.get("tokenizer") or {}).get("layout", "aotp")
     roles = list(positions) if positions else list(default_roles(task, layout))
     codes = role_codes(task, roles)
-    task_cfg = run.dataset.config["config"]
-    n_rows, n_cols = int(task_cfg["rows"]), int(task_cfg["cols"])
-    n_cells = n_rows * n_cols
-    specs_all = maze_label_specs(n_cells, k_ahead, tuple(task_cfg.get("traces", ("bfs", "astar"))))
-    by_name = {s.name: s for s in specs_all}
-    wanted = list(labels) if labels else [l for l in DEFAULT_LABELS if l in by_name]
-    for name in wanted:
-        if name not in by_name:
-            raise InputError(f"unknown label {name!r}; allowed: {', '.join(by_name)}")
-    specs = [by_name[n] for n in wanted]
     if split not in run.dataset.splits:
         raise DataError(f"dataset {run.dataset.path} has no split {split!r}; it has {', '.join(run.dataset.splits)}")
     n = min(max_examples, len(run.dataset.splits[split]))
     if n < 10:
         raise InputError(f"max_examples={max_examples} gives {n} examples; allowed: at least 10")
+    if task == "maze":
+        task_cfg = run.dataset.config["config"]
+        n_cells = int(task_cfg["rows"]) * int(task_cfg["cols"])
+        specs_all = maze_label_specs(n_cells, k_ahead, tuple(task_cfg.get("traces", ("bfs", "astar"))))
+        default_labels = DEFAULT_LABELS
+    else:
+        pv = run.dataset.splits[split].select(range(n)).select_columns(["pv"])[:]["pv"]
+        max_plies = max(len(line) for line in pv)
+        specs_all = chess_label_specs(max_plies)
+        default_labels = CHESS_DEFAULT_LABELS
+    by_name = {s.name: s for s in specs_all}
+    wanted = list(labels) if labels else [l for l in default_labels if l in by_name]
+    for name in wanted:
+        if name not in by_name:
+            raise InputError(f"unknown label {name!r}; allowed: {', '.join(by_name)}")
+    specs = [by_name[n] for n in wanted]
     # roles present in every sequence? (cheap: the roles column only)
     role_col = run.dataset.splits[split].select(range(n)).select_columns(["roles"]).with_format("numpy")[:]["roles"]
     present = find_positions([np.asarray(r) for r in role_col], codes) >= 0
@@ -97,10 +107,14 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
         if absent and explicit_roles and not allow_missing:
             raise InputError(f"position role {role!r} is absent from {absent} of {n} sequences of split {split!r}; "
                              f"pass --allow-missing to probe only the sequences that have it")
-    max_steps = max([int(r[5:]) + 1 for r in roles if r.startswith("path:")] + [1])
+    if task == "maze":
+        max_steps = max([int(r[5:]) + 1 for r in roles if r.startswith("path:")] + [1])
 
-    def label_fn(rows):
-        return maze_store_labels(rows, n_cells, k_ahead, max_steps)
+        def label_fn(rows):
+            return maze_store_labels(rows, n_cells, k_ahead, max_steps)
+    else:
+        def label_fn(rows):
+            return chess_store_labels(rows, max_plies)
 
     plan = StorePlan(tuple(hooks), tuple(roles), split, n, dtype, shard_size=1024,
                      dataset_fingerprint=run.dataset.fingerprint)
@@ -117,7 +131,7 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
                                        label_fn=label_fn, overwrite=overwrite, progress=progress)
     probe_split = ProbeSplit.by_example(n, folds=cv_folds, seed=seed)
     positions_arr = trained.positions
-    token_at = trained.tokens
+    control_types = _control_types(run.dataset.splits[split].select(range(n)), positions_arr, trained.tokens)
     rows: list[dict[str, Any]] = []
     directions: dict[str, Any] = {}
     pairs = [(h, r) for h in hooks for r in range(len(roles))]
@@ -149,8 +163,8 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
             # problems of one chunk share a feature width (attn.hook_z and resid both have d_model here)
             for width in sorted({feats_trained[(h, r)].shape[1] for h, r, _ in part}):
                 group = [a for a in part if feats_trained[(a[0], a[1])].shape[1] == width]
-                _fit_group(spec, group, roles, feats_trained, feats_random, token_at, probe_split, rows, directions,
-                           l2_grid=l2_grid, n_boot=n_boot, seed=seed)
+                _fit_group(spec, group, roles, feats_trained, feats_random, control_types, positions_arr, probe_split, rows,
+                           directions, l2_grid=l2_grid, n_boot=n_boot, seed=seed)
     out = run_dir / "probes"
     out.mkdir(parents=True, exist_ok=True)
     _write_outputs(out, rows, directions, specs, hooks, roles, meta={
@@ -179,17 +193,32 @@ def _check_not_constant(spec: LabelSpec, ys: list[np.ndarray], split: ProbeSplit
                      f"a probe cannot learn it: leave it out of --labels")
 
 
-def _fit_group(spec, group, roles, feats_trained, feats_random, token_at, split, rows, directions, *, l2_grid, n_boot, seed):
+def _control_types(rows, positions: np.ndarray, token_at: np.ndarray) -> np.ndarray:
+    """(n, roles) Hewitt & Liang input types: the (previous token, token) pair at each probed position."""
+    from searchprobe.probe.labels import bigram_types
+
+    tokens = rows.select_columns(["tokens"]).with_format("numpy")[:]["tokens"]
+    previous = np.full(positions.shape, -1, dtype=np.int64)
+    for i, (seq, pos) in enumerate(zip(tokens, positions)):
+        has = pos >= 1
+        previous[i, has] = np.asarray(seq)[pos[has] - 1]
+    return bigram_types(previous, token_at)
+
+
+def _fit_group(spec, group, roles, feats_trained, feats_random, control_types, positions, split, rows, directions, *,
+               l2_grid, n_boot, seed):
     X = np.stack([feats_trained[(h, r)] for h, r, _ in group])
     Xr = np.stack([feats_random[(h, r)] for h, r, _ in group])
     Y = np.stack([y for _, _, y in group])
-    Yc = np.stack([control_targets(spec, y, token_at[:, r], split.train, seed=1000 + r) for _, r, y in group])
+    Yc = np.stack([control_targets(spec, y, control_types[:, r], split.train, seed=1000 + r) for _, r, y in group])
     real = fit_label(spec, X, Y, split, l2_grid=l2_grid, n_boot=n_boot, seed=seed)
     control = fit_label(spec, X, Yc, split, n_boot=0, seed=seed, fixed_l2=real.l2)
     rand = fit_label(spec, Xr, Y, split, n_boot=0, seed=seed, fixed_l2=real.l2)
     for g, (hook, r, _) in enumerate(group):
+        # with few input types a linear probe memorises any control labelling: read selectivity with this count
+        n_types = len(np.unique(control_types[split.train & (positions[:, r] >= 0), r]))
         base = {"hook": hook, "layer": hook_layer(hook), "role": roles[r], "label": spec.name, "family": spec.family,
-                "kind": spec.kind, "n": int(real.n_test[g]), "l2": float(real.l2[g])}
+                "kind": spec.kind, "n": int(real.n_test[g]), "l2": float(real.l2[g]), "control_types": n_types}
         metric = "r2" if spec.kind == "ridge" else "accuracy"
         rows.append(base | {"metric": metric, "value": real.accuracy[g], "ci_low": real.ci_low[g], "ci_high": real.ci_high[g],
                             "control": control.accuracy[g], "selectivity": real.accuracy[g] - control.accuracy[g],
@@ -330,8 +359,10 @@ def _report(rows, specs, figures, meta) -> dict[str, Any]:
             "sections": [
                 {"heading": "Best probe per label",
                  "text": "Held-out accuracy (R² for distances) of the best (hook, role) per label, with a bootstrap 95% CI over "
-                         "test mazes; control = Hewitt & Liang control task (random label per token id at the probed position); "
-                         "selectivity = value − control; random model = same probe on a randomly initialised model.",
+                         "test examples; control = Hewitt & Liang control task (a random label per (previous token, token) "
+                         "pair at the probed position; a probe memorises it when there are few pairs, see control_types "
+                         "in results.csv); selectivity = value − control; random model = the same probe on a "
+                         "randomly initialised model.",
                  "figures": [], "tables": [{"caption": "best probe per label", "columns": [
                      "label", "family", "hook", "role", "metric", "value", "95% CI", "control", "selectivity", "random model",
                      "majority", "n"], "rows": best_rows}]},

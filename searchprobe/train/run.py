@@ -193,7 +193,10 @@ class ChessAdapter(TaskAdapter):
             line += float(moves == list(pv))
             board, n_legal = chess.Board(fen), 0
             for mv in moves:
-                move = chess.Move.from_uci(mv)
+                try:
+                    move = chess.Move.from_uci(mv)
+                except ValueError:  # e.g. "f5f5": the model named one square twice; not a move at all
+                    break
                 if move not in board.legal_moves:
                     break
                 board.push(move)
