@@ -10,8 +10,9 @@ once per CV fold and once on all training rows — against sklearn fitting those
 (ours with one torch thread, as the probing stage runs, and with two).
 
 Part 2 (each size in a fresh subprocess, ru_maxrss): extraction of N examples of a maze dataset
-into an activation store with an untrained model of the given preset, and fitting one label (target cell, one L2 value,
-3-fold CV) over 1 hook × 4 roles on N examples.
+into an activation store with an untrained model of the given preset, and fitting one label
+(target cell, one L2 value, 3-fold CV, 200 bootstrap draws) over 1 hook × 4 roles on N examples.
+Fitting holds the features and one standardised copy; everything else is chunked.
 
 Usage: python experiments/benchmarks/probe_fitting.py [--data DATASET_DIR] [--sizes 10000,100000] [--out FILE]
 (the memory part needs a maze dataset whose train split has at least the largest size).

@@ -110,21 +110,27 @@ def fit_label(spec: LabelSpec, X: np.ndarray, y: np.ndarray, split: ProbeSplit, 
     y_train = np.where(split.train[None, :, None] if y_fit.ndim == 3 else split.train[None], y_fit,
                        np.nan if spec.kind == "ridge" else -1)
     l2_arr = np.asarray(l2s, dtype=np.float32) if fixed_l2 is None else np.asarray(fixed_l2, dtype=np.float32)[:, None]
-    W, b = fit_batched(torch.from_numpy(Z), y_train, w, l2_arr, spec.kind,
-                       n_classes=spec.n_classes or None, max_iter=max_iter)
-    scores = predict_scores(torch.from_numpy(Z), W, b).numpy()  # (G, B, n, K)
-    # cross-validated score per (g, l2)
+    Zt = torch.from_numpy(Z)
+    W, b = fit_batched(Zt, y_train, w, l2_arr, spec.kind, n_classes=spec.n_classes or None, max_iter=max_iter)
+
+    def scores_of(fit: int, rows: np.ndarray) -> np.ndarray:
+        """(G, len(rows), K) scores of fit number `fit` of every problem: only the rows asked for,
+        so memory does not hold every fit's scores on every row."""
+        return predict_scores(Zt[:, torch.from_numpy(np.flatnonzero(rows))], W[:, fit:fit + 1], b[:, fit:fit + 1]).numpy()[:, 0]
+
+    # cross-validated score per (g, l2): each fold's fit on the rows it left out
     cv = np.zeros((G, len(l2_grid)))
     for j in range(len(l2_grid)):
         for f in range(folds):
             rows = split.fold == f
-            s = scores[:, j * (folds + 1) + f][:, rows]
-            cv[:, j] += _score(spec, s, y_fit[:, rows], columns)
+            cv[:, j] += _score(spec, scores_of(j * (folds + 1) + f, rows), y_fit[:, rows], columns)
     best = cv.argmax(axis=1)
     chosen_l2 = np.asarray(l2_grid)[best] if fixed_l2 is None else np.asarray(fixed_l2)
     chosen = best * (folds + 1) + folds
     gi = np.arange(G)
-    test_scores = scores[gi, chosen][:, split.test]  # (G, n_test, K)
+    test_scores = np.empty((G, int(split.test.sum()), W.shape[-1]), dtype=np.float32)
+    for fit in np.unique(chosen):
+        test_scores[chosen == fit] = scores_of(int(fit), split.test)[chosen == fit]
     y_test = y_fit[:, split.test]
     if spec.kind == "ridge":
         terms, wts, acc = _r2_terms(test_scores, y_test, columns)

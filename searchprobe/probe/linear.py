@@ -99,7 +99,11 @@ def _fit_batched(X, y, row_weights, l2, kind: Kind, n_classes: int | None = None
     denom = mask.sum(dim=2).clamp(min=1.0)  # (G, B) or (G, B, M)
     used = mask.reshape(G, B, n, -1).sum(dim=(0, 1, 3)) > 0  # rows some fit learns from (not test rows)
     if not bool(used.all()):
-        X, target, mask, n = X[:, used], target[:, used], mask[:, :, used], int(used.sum())
+        rows_used = torch.nonzero(used)[:, 0]
+        target, mask = target[:, rows_used], mask[:, :, rows_used]
+    else:
+        rows_used = None  # all of them: chunks slice X directly
+    n = int(used.sum())
     # each row's weight in its fit's mean loss, rows first: (G, n, B, 1) or (G, n, B, M)
     scale = (mask / denom.unsqueeze(2)).transpose(1, 2)
     scale = scale.unsqueeze(-1) if kind == "multiclass" else scale.contiguous()
@@ -120,7 +124,7 @@ def _fit_batched(X, y, row_weights, l2, kind: Kind, n_classes: int | None = None
         grad_all = torch.zeros_like(W_all)
         grad_b = torch.zeros_like(b)
         for rows in chunks:
-            Xc = X[:, rows]  # (G, c, d)
+            Xc = X[:, rows] if rows_used is None else X[:, rows_used[rows]]  # (G, c, d)
             logits = torch.bmm(Xc, W_all).view(G, -1, B, K).add_(b[:, None])  # (G, c, B, K)
             weight = scale[:, rows]
             if kind == "multiclass":
@@ -181,15 +185,19 @@ def predict_scores(X, W, b):
 
 
 def standardize(X: np.ndarray, fit_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X - mean) / std per feature over `fit_rows` (bool (G, n) or (n,)); std of constant features is 1."""
+    """(X - mean) / std per feature over `fit_rows` (bool (G, n) or (n,)); std of constant features is 1.
+
+    One float32 copy of X is the only array of X's size made (large stores: memory ~ one copy).
+    """
     X = np.asarray(X, dtype=np.float32)
-    rows = np.broadcast_to(np.asarray(fit_rows, dtype=np.float32), X.shape[:-1])[..., None]
-    count = np.maximum(rows.sum(axis=-2), 1.0)
-    mean = (X * rows).sum(axis=-2) / count
-    var = (((X - mean[..., None, :]) ** 2) * rows).sum(axis=-2) / count
-    std = np.sqrt(var)
+    rows = np.broadcast_to(np.asarray(fit_rows, dtype=np.float32), X.shape[:-1])
+    count = np.maximum(rows.sum(axis=-1), 1.0)[..., None]
+    mean = np.einsum("...n,...nd->...d", rows, X) / count
+    Z = X - mean[..., None, :]
+    std = np.sqrt(np.einsum("...n,...nd,...nd->...d", rows, Z, Z) / count)
     std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
-    return ((X - mean[..., None, :]) / std[..., None, :]).astype(np.float32), mean.astype(np.float32), std
+    Z /= std[..., None, :]
+    return Z, mean.astype(np.float32), std
 
 
 @dataclass

@@ -64,9 +64,13 @@ def bootstrap_ci(per_example: np.ndarray, weights: np.ndarray | None = None, n_b
     G, n = per_example.shape
     weights = np.ones_like(per_example) if weights is None else np.asarray(weights, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)  # (n_boot, n)
-    num = (per_example * weights) @ counts.T
-    den = weights @ counts.T
-    stats = num / np.where(den > 0, den, np.nan)
+    weighted = per_example * weights
+    stats = np.empty((G, n_boot))
+    block = max(1, 2_000_000 // max(n, 1))  # draws per block: memory stays bounded as n grows
+    for start in range(0, n_boot, block):
+        size = min(block, n_boot - start)
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float64)  # (size, n)
+        den = weights @ counts.T
+        stats[:, start:start + size] = (weighted @ counts.T) / np.where(den > 0, den, np.nan)
     alpha = (1 - level) / 2
     return np.nanquantile(stats, alpha, axis=1), np.nanquantile(stats, 1 - alpha, axis=1)

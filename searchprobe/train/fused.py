@@ -35,8 +35,8 @@ class FusedForward(torch.nn.Module):
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         if not self.supports(model):
-            raise ValueError("FusedForward supports standard positions, LN/RMS/no norm, gelu/relu/silu MLPs; "
-                             "use the bridge itself for this model")
+            raise ValueError("FusedForward supports bridges with standard positions, LN/RMS/no norm, gelu/relu/silu "
+                             "MLPs and no hooks attached; use the bridge itself for this model")
         self.model = model  # registered, so .parameters() and DDP see the bridge's parameters
         cfg = model.cfg
         self.n_layers, self.n_heads, self.d_head = cfg.n_layers, cfg.n_heads, cfg.d_head
