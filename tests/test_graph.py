@@ -82,7 +82,9 @@ def test_ucs_and_astar_costs_equal_networkx_dijkstra(seed):
     rng = np.random.default_rng(seed + 1)
     source, target = (int(x) for x in rng.integers(0, graph.number_of_nodes(), size=2))
     to_target = nx.single_source_dijkstra_path_length(graph.reverse(copy=True), target)
-    consistent = {v: 0.7 * d for v, d in to_target.items()}
+    # consistent everywhere: nodes that cannot reach the target get h = inf (a missing entry would mean 0,
+    # and 0 after 0.7 * d on an edge into a dead end breaks consistency)
+    consistent = {v: 0.7 * to_target[v] if v in to_target else math.inf for v in graph.nodes}
     inconsistent = {v: float(rng.uniform(0, d)) for v, d in to_target.items()}  # admissible only
     try:
         expected = nx.dijkstra_path_length(graph, source, target)
