@@ -202,21 +202,21 @@ def control_targets(spec: LabelSpec, y: np.ndarray, input_types: np.ndarray, tra
     by `seed`; rows keep their missing marks.
     """
     rng = np.random.default_rng(seed)
-    vocab = int(input_types.max()) + 1 if len(input_types) else 1
-    tok = np.maximum(input_types, 0)
+    n_types = int(input_types.max()) + 1 if len(input_types) else 1
+    types = np.maximum(input_types, 0)
     if spec.kind == "multiclass":
         pool = y[train_rows & (y >= 0)]
         if len(pool) == 0:
             return y.copy()
-        table = rng.choice(pool, size=vocab)
-        return np.where(y >= 0, table[tok], -1)
+        table = rng.choice(pool, size=n_types)
+        return np.where(y >= 0, table[types], -1)
     out = np.empty_like(y)
     for m in range(y.shape[1]):
         col = y[:, m]
         ok = ~np.isnan(col) if spec.kind == "ridge" else col >= 0
         pool = col[train_rows & ok]
-        table = rng.choice(pool, size=vocab) if len(pool) else np.zeros(vocab, dtype=y.dtype)
-        out[:, m] = np.where(ok, table[tok], col)
+        table = rng.choice(pool, size=n_types) if len(pool) else np.zeros(n_types, dtype=y.dtype)
+        out[:, m] = np.where(ok, table[types], col)
     return out
 
 
@@ -225,10 +225,10 @@ def bigram_types(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
 
     Why pairs and not single tokens: a maze position holds one of ~25 cell tokens, and a linear
     probe on a 64-512-d residual separates 25 types perfectly, so a one-token control task is
-    learned as well as any real label (control accuracy ~1, selectivity ~0 whatever the model
-    represents). Pairs give hundreds of types, which a linear readout can only fit if the
-    representation carries their conjunctions: what Hewitt & Liang's control needs, more types
-    than the probe can memorise for free.
+    learned as well as any real label (control accuracy ~1 whatever the model represents). A
+    linear readout fits a random label per pair only if the representation carries the pair's
+    conjunction. Where there are still fewer pairs than residual dimensions (~80 at a maze path
+    step), a model with conjunctions memorises them anyway: results.csv reports `control_types`.
     """
     previous, current = np.asarray(previous, dtype=np.int64), np.asarray(current, dtype=np.int64)
     base = int(max(previous.max(initial=0), current.max(initial=0))) + 2

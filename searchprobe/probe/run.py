@@ -29,8 +29,8 @@ from searchprobe.acts import (StorePlan, default_hooks, default_roles, extract_a
 from searchprobe.errors import DataError, InputError
 from searchprobe.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from searchprobe.probe.firehose import L2_GRID, ProbeSplit, fit_label
-from searchprobe.probe.labels import (LabelSpec, chess_label_specs, chess_store_labels, control_targets, label_targets,
-                                     maze_label_specs, maze_store_labels)
+from searchprobe.probe.labels import (LabelSpec, bigram_types, chess_label_specs, chess_store_labels, control_targets,
+                                     label_targets, maze_label_specs, maze_store_labels)
 
 COLUMNS = ("hook", "layer", "role", "label", "family", "kind", "metric", "value", "ci_low", "ci_high", "control",
            "control_types", "selectivity", "random_model", "majority", "n", "l2")
@@ -195,8 +195,6 @@ def _check_not_constant(spec: LabelSpec, ys: list[np.ndarray], split: ProbeSplit
 
 def _control_types(rows, positions: np.ndarray, token_at: np.ndarray) -> np.ndarray:
     """(n, roles) Hewitt & Liang input types: the (previous token, token) pair at each probed position."""
-    from searchprobe.probe.labels import bigram_types
-
     tokens = rows.select_columns(["tokens"]).with_format("numpy")[:]["tokens"]
     previous = np.full(positions.shape, -1, dtype=np.int64)
     for i, (seq, pos) in enumerate(zip(tokens, positions)):
