@@ -184,6 +184,13 @@ class ActivationStore:
             raise InputError(f"store {self.path} has no ({hook!r}, {role!r}); it has hooks {self.hooks} and roles {self.roles}")
         return self._concat(f"act/{hook}/{role}")
 
+    def feature_width(self, hook: str, role: str) -> int:
+        """d of `hook`'s features (read from the first shard's header)."""
+        from safetensors import safe_open
+
+        with safe_open(str(self._shards()[0]), framework="pt") as fh:
+            return int(fh.get_slice(f"act/{hook}/{role}").get_shape()[1])
+
     def label(self, name: str) -> np.ndarray:
         return self._concat(f"label/{name}")
 

@@ -9,12 +9,13 @@ Shapes: G problems (e.g. hook × role) share nothing but the solve; within each,
 
 The per-fit objective is sklearn's up to scale: mean loss over weighted rows + ``l2 / 2 * ||W||²``
 (intercept not penalised), so ``l2 = 1 / (C * n)`` reproduces ``LogisticRegression(C=C)``.
-Classification is solved by full-batch L-BFGS (strong Wolfe) on the sum of all G × B objectives,
-whose gradient separates, so one solve fits them all; the gradient is computed analytically over
-cache-sized chunks of rows, and rows no fit learns from (held-out rows) are left out of the solve.
-The default 50 L-BFGS iterations reach scikit-learn's held-out accuracy (see
-experiments/benchmarks/probe_fitting.py); later iterations mostly spend line-search evaluations on
-digits that do not change predictions.
+Classification is solved by a batched L-BFGS in which every fit (every problem × L2 × fold, and
+every output of a binary family) has its own history, step and stopping test — sklearn's own
+(largest gradient entry ≤ tol) — and stops costing work when it has converged (`lbfgs.minimize`).
+Fits along the L2 grid are warm-started from the next stronger L2. The gradient is computed
+analytically over cache-sized chunks of rows, skipping rows a fit gives no weight (its CV fold's own
+rows, held-out rows); features come from memory or, block by block, from an activation store
+(`features.Standardized`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Literal
 import numpy as np
 
 from searchprobe.errors import InputError
+from searchprobe.probe.features import Standardized
+from searchprobe.probe.lbfgs import minimize
 
 Kind = Literal["multiclass", "binary", "ridge"]
 KINDS: tuple[str, ...] = ("multiclass", "binary", "ridge")
@@ -52,125 +55,265 @@ def torch_threads(n: int | None):
 
 
 def fit_batched(X, y, row_weights, l2, kind: Kind, n_classes: int | None = None, *,
-                max_iter: int = 50, tol: float = 1e-5, dtype=None, threads: int | None = 1):
+                max_iter: int = 100, tol: float = 1e-4, dtype=None, threads: int | None = 1):
     """See `_fit_batched`; runs with `threads` torch threads (None: torch's current setting)."""
     with torch_threads(threads):
         return _fit_batched(X, y, row_weights, l2, kind, n_classes, max_iter=max_iter, tol=tol, dtype=dtype)
 
 
 def _fit_batched(X, y, row_weights, l2, kind: Kind, n_classes: int | None = None, *,
-                 max_iter: int = 50, tol: float = 1e-5, dtype=None):
+                 max_iter: int = 100, tol: float = 1e-4, dtype=None):
     """Fit G × B linear probes; returns (W (G, B, d, K), b (G, B, K)) as torch tensors.
 
-    X: (G, n, d) features (standardise first); y: see module docstring; row_weights: (B, n) or
-    (G, B, n) ≥ 0 (fold membership); l2: (B,) penalties. K = n_classes (multiclass) or M outputs.
+    X: (G, n, d) features (standardise first) or a `features.Standardized` (read block by block);
+    y: see module docstring; row_weights: (B, n) or (G, B, n) ≥ 0 (fold membership); l2: (B,) or
+    (G, B) penalties. K = n_classes (multiclass) or M outputs.
     """
     import torch
 
     if kind not in KINDS:
         raise InputError(f"probe kind {kind!r}; allowed: {', '.join(KINDS)}")
-    X = torch.as_tensor(X)
-    dtype = dtype or X.dtype
-    X = X.to(dtype)
-    G, n, d = X.shape
+    source = X if isinstance(X, Standardized) else Standardized.from_tensor(X)
+    G, n, d = source.G, source.n, source.d
+    dtype = dtype or (source.Z.dtype if source.Z is not None else torch.float32)
     w = torch.as_tensor(row_weights, dtype=dtype)
-    if w.ndim == 2:
-        w = w.unsqueeze(0).expand(G, -1, -1)
+    w = w.unsqueeze(0) if w.ndim == 2 else w  # (1 or G, B, n)
     B = w.shape[1]
     l2 = torch.as_tensor(l2, dtype=dtype)
     l2 = l2.reshape(1, B) if l2.ndim <= 1 else l2.reshape(G, B)
     if kind == "ridge":
         Y = torch.as_tensor(y, dtype=dtype)
-        valid = ~torch.isnan(Y)
-        Y = torch.nan_to_num(Y)
-        return _ridge(X, Y, valid, w, l2)
+        return _ridge(source, torch.nan_to_num(Y), ~torch.isnan(Y), w, l2, dtype)
+    yt = torch.as_tensor(y)
     if kind == "multiclass":
-        yt = torch.as_tensor(y, dtype=torch.long)
-        valid = (yt >= 0).to(dtype)  # (G, n)
-        K = int(n_classes)
-        target = yt.clamp(min=0)
-        mask = w * valid[:, None, :]  # (G, B, n)
+        K, M = int(n_classes), 1
+        valid = (yt >= 0)[..., None]  # (G, n, 1)
+        target = yt.clamp(min=0).long()  # class ids (G, n)
     else:
-        yt = torch.as_tensor(y)
-        validm = (yt >= 0).to(dtype)  # (G, n, M)
-        target = yt.clamp(min=0).to(dtype)
-        K = target.shape[-1]
-        mask = w[..., None] * validm[:, None]  # (G, B, n, M)
-    denom = mask.sum(dim=2).clamp(min=1.0)  # (G, B) or (G, B, M)
-    used = mask.reshape(G, B, n, -1).sum(dim=(0, 1, 3)) > 0  # rows some fit learns from (not test rows)
-    if not bool(used.all()):
-        rows_used = torch.nonzero(used)[:, 0]
-        target, mask = target[:, rows_used], mask[:, :, rows_used]
-    else:
-        rows_used = None  # all of them: chunks slice X directly
-    n = int(used.sum())
-    # each row's weight in its fit's mean loss, rows first: (G, n, B, 1) or (G, n, B, M)
-    scale = (mask / denom.unsqueeze(2)).transpose(1, 2)
-    scale = scale.unsqueeze(-1) if kind == "multiclass" else scale.contiguous()
-    del mask
-    W = torch.zeros(G, B, d, K, dtype=dtype, requires_grad=True)
-    b = torch.zeros(G, B, K, dtype=dtype, requires_grad=True)
-    opt = torch.optim.LBFGS([W, b], lr=1, max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-10,
-                            history_size=20, line_search_fn="strong_wolfe")
-    chunks = _row_chunks(n, G * B * K)
+        K = M = yt.shape[-1]
+        valid = yt >= 0  # (G, n, M)
+        target = yt == 1
+    # each fit's number of rows: its mean loss weighs a row w / denom
+    denom = torch.einsum("gbn,gnm->gbm", w.expand(G, -1, -1), valid.to(dtype)).clamp(min=1.0)  # (G, B, M)
+    # Fits: (b) for multiclass, each owning K columns of logits; (b, m) for binary, one column each.
+    per_fit = K if kind == "multiclass" else 1  # logit columns per fit
+    F = B * M
+    l2_fit = l2.expand(G, B).repeat_interleave(M, dim=1)  # (G, F)
+    segments = _live_segments(w, M, source.blocks())
+    # parts whose rows all have every label (no masking needed), by (block, part) position
+    fully_labelled = {(i, j): bool(valid[:, rows.rows].all()) for i, (_, parts) in enumerate(segments)
+                      for j, (_, rows, _) in enumerate(parts)}
 
-    @torch.no_grad()
-    def closure():
-        # The objective and its gradient, analytically, over row chunks: one (rows × d) @ (d × B·K)
-        # matmul per problem and chunk, whose logits block stays in cache; the (G, B, n, K) logits
-        # of all rows never exist at once.
-        W_all = W.permute(0, 2, 1, 3).reshape(G, d, B * K)
-        loss = 0.5 * (l2[..., None, None] * W.pow(2)).sum()
-        grad_all = torch.zeros_like(W_all)
-        grad_b = torch.zeros_like(b)
-        for rows in chunks:
-            Xc = X[:, rows] if rows_used is None else X[:, rows_used[rows]]  # (G, c, d)
-            logits = torch.bmm(Xc, W_all).view(G, -1, B, K).add_(b[:, None])  # (G, c, B, K)
-            weight = scale[:, rows]
-            if kind == "multiclass":
-                picked = target[:, rows, None, None].expand(-1, -1, B, 1)
-                log_p = torch.log_softmax(logits, dim=-1)
-                loss = loss - (log_p.gather(-1, picked) * weight).sum()
-                residual = log_p.exp_()  # softmax probabilities, in place
-                residual.scatter_add_(-1, picked, torch.full(picked.shape, -1.0, dtype=dtype))
+    def rows_of(t, rows, g_idx):
+        """t[g_idx][:, rows] without copying all of t's rows first."""
+        part = t[:, rows]
+        return part if len(g_idx) == G else part[g_idx]
+
+    minus_one = torch.full((1, 1, 1, 1), -1.0, dtype=dtype)
+    zero_one = bool(((w == 0) | (w == 1)).all())  # fold masks: a live fit weighs each of its rows 1
+    denom_fit = denom.reshape(G, F)
+
+    def objective(theta, g_idx, f_idx):
+        """Loss (g', f') and gradient (g', f', p) of fits f_idx of problems g_idx, over row chunks:
+        one (rows × d) @ (d × columns) matmul per problem and chunk, whose logits block stays in cache.
+        Rows are visited in segments that feed the same fits, and a segment skips the fits that give
+        its rows no weight (a CV fold's own rows; held-out rows are in no segment). Sums over rows
+        are divided by each fit's row count at the end."""
+        g_ = len(g_idx)
+        params = theta.reshape(g_, -1, d + 1)  # one row of weights and a bias per logit column
+        lam = l2_fit[g_idx][:, f_idx]
+        loss = 0.5 * lam * params[..., :d].reshape(g_, len(f_idx), -1).pow(2).sum(-1)
+        grad = torch.zeros_like(params)
+        in_memory = source.Z is not None  # then read all problems (a view) and pick g_idx per chunk
+        for i, (block, parts) in enumerate(segments):
+            X_block = None
+            for j, (local, rows, live) in enumerate(parts):
+                keep = torch.nonzero(live[f_idx])[:, 0]  # positions in f_idx of the fits these rows feed
+                if not len(keep):
+                    continue
+                if X_block is None:
+                    X_block = source.read(block, None if in_memory else g_idx).to(dtype)
+                X_seg = X_block[:, local]
+                fits, n_fits = f_idx[keep], len(keep)
+                cols = (keep[:, None] * per_fit + torch.arange(per_fit)).reshape(-1)  # their logit columns
+                weight_t = params[:, cols, :d].transpose(1, 2)  # (g', d, c')
+                bias = params[:, cols, d]
+                # binary fits that are whole families (every output of each b): targets broadcast over b
+                whole = kind == "binary" and n_fits % M == 0 and bool((fits.view(-1, M) % M == torch.arange(M)).all())
+                if kind == "binary" and not whole:  # (M, f') picks each fit's output: a matmul beats a gather
+                    select = torch.nn.functional.one_hot(fits % M, M).T.to(dtype)
+                seg_loss = loss.new_zeros(g_, n_fits)
+                seg_grad_w = params.new_zeros(g_, len(cols), d)
+                seg_grad_b = params.new_zeros(g_, len(cols))
+                for chunk in _row_chunks(X_seg.shape[1], g_ * len(cols)):
+                    Xc, rows_c = X_seg[:, chunk], rows[chunk]
+                    if in_memory and g_ != G:
+                        Xc = Xc[g_idx]
+                    mask = None if fully_labelled[i, j] else rows_of(valid, rows_c, g_idx).to(dtype)  # (g', c, M)
+                    if not zero_one:
+                        row_w = w[:, :, rows_c].transpose(1, 2)  # (1 or G, c, B)
+                        row_w = row_w if w.shape[0] == 1 else row_w[g_idx]
+                        row_w = row_w.repeat_interleave(M, dim=2)[:, :, fits]
+                        mask = row_w * (1.0 if mask is None else (mask if kind == "multiclass" else mask[:, :, fits % M]))
+                    elif mask is not None and kind == "binary":
+                        mask = mask.view(g_, -1, 1, M).expand(-1, -1, n_fits // M, -1).reshape(g_, -1, n_fits) if whole \
+                            else mask @ select
+                    logits = torch.baddbmm(bias[:, None, :], Xc, weight_t)  # (g', c, c')
+                    if kind == "multiclass":
+                        logits = logits.view(g_, -1, n_fits, K)
+                        picked = rows_of(target, rows_c, g_idx)[:, :, None, None].expand(-1, -1, n_fits, 1)
+                        log_p = torch.log_softmax(logits, dim=-1)
+                        picked_log_p = log_p.gather(-1, picked)[..., 0]  # (g', c, f')
+                        residual = log_p.exp_()  # softmax probabilities, in place
+                        residual.scatter_add_(-1, picked, minus_one.expand(picked.shape))
+                        if mask is not None:
+                            picked_log_p.mul_(mask)
+                            residual.mul_(mask[..., None])
+                        seg_loss -= picked_log_p.sum(1)
+                        residual = residual.view(g_, -1, len(cols))
+                    else:
+                        labels = rows_of(target, rows_c, g_idx)
+                        if whole:
+                            logits = logits.view(g_, -1, n_fits // M, M)
+                            labels = labels[:, :, None, :].to(dtype)
+                        else:
+                            labels = labels.to(dtype) @ select
+                        terms = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.expand_as(logits),
+                                                                                     reduction="none")
+                        residual = logits.sigmoid_().sub_(labels).view(g_, -1, n_fits)
+                        terms = terms.view(g_, -1, n_fits)
+                        if mask is not None:
+                            terms.mul_(mask)
+                            residual.mul_(mask)
+                        seg_loss += terms.sum(1)
+                    seg_grad_w.baddbmm_(residual.transpose(1, 2), Xc)
+                    seg_grad_b += residual.sum(1)
+                count = denom_fit[g_idx][:, fits]  # (g', f')
+                loss[:, keep] += seg_loss / count
+                per_col = count.repeat_interleave(per_fit, dim=1)
+                grad[:, cols] += torch.cat([seg_grad_w, seg_grad_b[..., None]], dim=-1) / per_col[..., None]
+        grad = grad.view(g_, len(f_idx), per_fit, d + 1)
+        grad[..., :d] += lam[..., None, None] * params.view(g_, len(f_idx), per_fit, d + 1)[..., :d]
+        return loss, grad.view(g_, len(f_idx), -1)
+
+    theta = torch.zeros(G, F, per_fit * (d + 1), dtype=dtype)
+    fits_of = (lambda bs: bs) if kind == "multiclass" else (lambda bs: [b * M + m for b in bs for m in range(M)])
+    for phase, warm_from in _l2_path(w, l2):
+        fits, init = torch.tensor(fits_of(phase)), fits_of(warm_from)
+        start = theta[:, init] if warm_from else theta[:, fits]
+
+        def phase_objective(theta_sub, g_idx, f_idx, fits=fits):
+            return objective(theta_sub, g_idx, fits[f_idx])
+
+        theta[:, fits] = minimize(phase_objective, start, max_iter=max_iter, tol=tol)
+    params = theta.view(G, B, K, d + 1)
+    return params[..., :d].transpose(-1, -2).contiguous(), params[..., d].contiguous()
+
+
+def _l2_path(w, l2) -> list[tuple[list[int], list[int]]]:
+    """Fits in phases along the regularisation path: fits with the same row weights (a CV fold, or
+    all training rows) are solved from the strongest L2 to the weakest, each warm-started from the
+    solution one step stronger, as glmnet and sklearn's LogisticRegressionCV do; every phase
+    solves one fit of each such group. Returns [(fits, fits to start them from or [])]."""
+    import torch
+
+    B = w.shape[1]
+    if l2.shape[0] != 1:  # per-problem strengths: no shared path
+        return [(list(range(B)), [])]
+    strength = l2[0].tolist()
+    groups: list[list[int]] = []
+    for b in range(B):
+        same = next((grp for grp in groups if torch.equal(w[:, grp[0]], w[:, b])), None)
+        if same is None:
+            groups.append([b])
+        else:
+            same.append(b)
+    for grp in groups:
+        grp.sort(key=lambda b: -strength[b])
+    phases = []
+    for step in range(max(len(grp) for grp in groups)):
+        fits = [grp[step] for grp in groups if step < len(grp)]
+        starts = [grp[step - 1] for grp in groups if step < len(grp)] if step else []
+        phases.append((fits, starts))
+    return phases
+
+
+def _live_segments(w, outputs: int, blocks: list[slice], most: int = 8) -> list:
+    """For each block of rows, the runs of rows that feed the same fits:
+    [(block, [(rows within the block, the same rows overall, live (F,) bool)])].
+
+    w (1 or G, B, n) row weights; each weight column b stands for `outputs` fits (binary: one per
+    output). Rows no fit uses (held-out rows) are left out. With more than `most` distinct
+    patterns, every used row is in one run with every fit live (skipping would cost more than it saves).
+    Runs are slices where their rows are contiguous (callers that sort training rows by CV fold get
+    one slice per fold), index tensors otherwise."""
+    import torch
+
+    live_b = (w != 0).any(dim=0).T  # (n, B)
+    patterns, pattern_of = torch.unique(live_b, dim=0, return_inverse=True)
+    used = patterns.any(1)
+    if int(used.sum()) > most:
+        patterns, pattern_of = torch.ones(1, live_b.shape[1], dtype=torch.bool), torch.where(live_b.any(1), 0, -1)
+        used = torch.ones(1, dtype=torch.bool)
+    segments = []
+    for block in blocks:
+        parts = []
+        for p in torch.nonzero(used)[:, 0].tolist():
+            local = torch.nonzero(pattern_of[block] == p)[:, 0]
+            if not len(local):
+                continue
+            if int(local[-1] - local[0]) + 1 == len(local):
+                local = slice(int(local[0]), int(local[-1]) + 1)
+                rows = slice(block.start + local.start, block.start + local.stop)
             else:
-                y_c = target[:, rows, None, :]
-                loss = loss + ((torch.nn.functional.softplus(logits) - y_c * logits) * weight).sum()
-                residual = logits.sigmoid_().sub_(y_c)
-            residual.mul_(weight)
-            grad_all += torch.bmm(Xc.transpose(1, 2), residual.view(G, -1, B * K))
-            grad_b += residual.sum(dim=1)
-        W.grad = (grad_all.view(G, d, B, K).permute(0, 2, 1, 3) + l2[..., None, None] * W).contiguous()
-        b.grad = grad_b
-        return loss
+                rows = local + block.start
+            parts.append((local, _Rows(rows), patterns[p].repeat_interleave(outputs)))
+        if parts:
+            segments.append((block, parts))
+    return segments
 
-    opt.step(closure)
-    return W.detach(), b.detach()
+
+class _Rows:
+    """Row positions as a slice or an index tensor; indexing by a chunk slice keeps the kind."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __getitem__(self, chunk: slice):
+        if isinstance(self.rows, slice):
+            return slice(self.rows.start + chunk.start, self.rows.start + chunk.stop)
+        return self.rows[chunk]
 
 
 def _row_chunks(n: int, width: int, budget: int = 1 << 18, least: int = 64) -> list[slice]:
-    """Row slices whose (rows × width) logits block holds about `budget` floats (1 MB, cache-sized),
-    but at least `least` rows (fewer make the matmuls inefficient)."""
+    """Slices of n rows whose (rows × width) logits block holds about `budget` floats (1 MB,
+    cache-sized), but at least `least` rows (fewer make the matmuls inefficient)."""
     size = max(1, min(n, max(least, budget // max(1, width))))
     return [slice(start, min(n, start + size)) for start in range(0, n, size)]
 
 
-def _ridge(X, Y, valid, w, l2):
-    """Closed-form weighted ridge with unpenalised intercept; rows with any missing output are dropped."""
+def _ridge(source, Y, valid, w, l2, dtype):
+    """Closed-form weighted ridge with unpenalised intercept; rows with any missing output are dropped.
+    Weighted moments are accumulated block by block."""
     import torch
 
-    row_ok = valid.all(dim=-1).to(X.dtype)  # (G, n)
+    G, d = source.G, source.d
+    row_ok = valid.all(dim=-1).to(dtype)  # (G, n)
     weights = w * row_ok[:, None, :]  # (G, B, n)
-    total = weights.sum(dim=2).clamp(min=1.0)  # (G, B)
-    mean_x = torch.einsum("gbn,gnd->gbd", weights, X) / total[..., None]
-    mean_y = torch.einsum("gbn,gnm->gbm", weights, Y) / total[..., None]
-    scaled = weights / total[..., None]  # (G, B, n): rows' share of each fit
-    gram = torch.stack([torch.einsum("gnd,gne->gde", X * scaled[:, j, :, None], X) for j in range(scaled.shape[1])], 1)
-    gram = gram - mean_x[..., :, None] * mean_x[..., None, :]
-    d = X.shape[-1]
-    gram = gram + l2[..., None, None] * torch.eye(d, dtype=X.dtype)
-    rhs = torch.stack([torch.einsum("gnd,gnm->gdm", X * scaled[:, j, :, None], Y) for j in range(scaled.shape[1])], 1)
-    rhs = rhs - mean_x[..., :, None] * mean_y[..., None, :]
+    share = weights / weights.sum(dim=2).clamp(min=1.0)[..., None]  # rows' share of each fit
+    B, M = share.shape[1], Y.shape[-1]
+    mean_x, mean_y = torch.zeros(G, B, d, dtype=dtype), torch.zeros(G, B, M, dtype=dtype)
+    xx, xy = torch.zeros(G, B, d, d, dtype=dtype), torch.zeros(G, B, d, M, dtype=dtype)
+    for rows in source.blocks():
+        X, Yb, sh = source.read(rows).to(dtype), Y[:, rows], share[:, :, rows]
+        mean_x += torch.einsum("gbn,gnd->gbd", sh, X)
+        mean_y += torch.einsum("gbn,gnm->gbm", sh, Yb)
+        for j in range(B):
+            weighted = X * sh[:, j, :, None]
+            xx[:, j] += weighted.transpose(1, 2) @ X
+            xy[:, j] += weighted.transpose(1, 2) @ Yb
+    gram = xx - mean_x[..., :, None] * mean_x[..., None, :] + l2[..., None, None] * torch.eye(d, dtype=dtype)
+    rhs = xy - mean_x[..., :, None] * mean_y[..., None, :]
     W = torch.linalg.solve(gram, rhs)
     b = mean_y - torch.einsum("gbd,gbdm->gbm", mean_x, W)
     return W, b
@@ -184,16 +327,21 @@ def predict_scores(X, W, b):
     return torch.einsum("gnd,gbdk->gbnk", X, W) + b[:, :, None, :]
 
 
-def standardize(X: np.ndarray, fit_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def standardize(X: np.ndarray, fit_rows: np.ndarray, order: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X - mean) / std per feature over `fit_rows` (bool (G, n) or (n,)); std of constant features is 1.
 
-    One float32 copy of X is the only array of X's size made (large stores: memory ~ one copy).
+    With `order` (row indices), the result holds rows X[..., order, :]. One float32 copy of X is
+    the only array of X's size made (large stores: memory ~ one copy).
     """
     X = np.asarray(X, dtype=np.float32)
     rows = np.broadcast_to(np.asarray(fit_rows, dtype=np.float32), X.shape[:-1])
     count = np.maximum(rows.sum(axis=-1), 1.0)[..., None]
     mean = np.einsum("...n,...nd->...d", rows, X) / count
-    Z = X - mean[..., None, :]
+    Z = X - mean[..., None, :] if order is None else np.take(X, order, axis=-2)
+    if order is not None:
+        Z -= mean[..., None, :]
+        rows = np.take(rows, order, axis=-1)
     std = np.sqrt(np.einsum("...n,...nd,...nd->...d", rows, Z, Z) / count)
     std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
     Z /= std[..., None, :]

@@ -28,6 +28,7 @@ from searchprobe.acts import (StorePlan, default_hooks, default_roles, extract_a
                               hook_layer, hook_names_for, model_fingerprint, random_fingerprint, role_codes)
 from searchprobe.errors import DataError, InputError
 from searchprobe.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from searchprobe.probe.features import Features
 from searchprobe.probe.firehose import L2_GRID, ProbeSplit, fit_label
 from searchprobe.probe.labels import (LabelSpec, bigram_types, chess_label_specs, chess_store_labels, control_targets,
                                      label_targets, maze_label_specs, maze_store_labels)
@@ -50,7 +51,10 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
 
     Roles absent from some sequences are an error when `positions` is given explicitly (unless
     `allow_missing`); the default roles include path steps that short paths lack, probed on the
-    sequences that have them.
+    sequences that have them. `max_chunk_elements` bounds the floats one batch of problems holds;
+    when one problem's features (and their standardised copy) would exceed it, features are read
+    from the activation store shard by shard during the solve, so memory stops growing with the
+    number of examples.
     """
     import dataclasses
 
@@ -135,8 +139,8 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
     rows: list[dict[str, Any]] = []
     directions: dict[str, Any] = {}
     pairs = [(h, r) for h in hooks for r in range(len(roles))]
-    feats_trained = {(h, r): trained.features(h, roles[r]) for h, r in pairs}
-    feats_random = {(h, r): random_store.features(h, roles[r]) for h, r in pairs}
+    widths = {h: trained.feature_width(h, roles[0]) for h in hooks}
+    B = len(l2_grid) * (cv_folds + 1)
     iterator = specs
     if progress:
         from tqdm import tqdm
@@ -154,17 +158,22 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
         if not applicable:
             raise InputError(f"label {spec.name!r} applies to none of the roles {roles} (per-step labels need roles 'path:k')")
         _check_not_constant(spec, [a[2] for a in applicable], probe_split, roles)
-        d_max = max(feats_trained[(h, r)].shape[1] for h, r, _ in applicable)
+        d_max = max(widths[h] for h, _, _ in applicable)
         K = spec.n_classes or applicable[0][2].shape[-1]
-        per_problem = n * (d_max + len(l2_grid) * (cv_folds + 1) * K * 3)
-        chunk = max(1, int(max_chunk_elements // max(per_problem, 1)))
+        outputs = 1 if spec.kind == "multiclass" else K
+        # Memory per problem, in floats: its features and their standardised copy (unless read from
+        # the store block by block, when one problem's alone would not fit), its labels, and the
+        # solver's state (10 L-BFGS pairs and a few copies of every fit's parameters).
+        in_memory = 2 * n * d_max <= max_chunk_elements
+        per_problem = n * ((2 * d_max if in_memory else 0) + 4 * outputs) + 24 * B * K * (d_max + 1)
+        chunk = max(1, int(max_chunk_elements // per_problem))
         for start in range(0, len(applicable), chunk):
             part = applicable[start:start + chunk]
             # problems of one chunk share a feature width (attn.hook_z and resid both have d_model here)
-            for width in sorted({feats_trained[(h, r)].shape[1] for h, r, _ in part}):
-                group = [a for a in part if feats_trained[(a[0], a[1])].shape[1] == width]
-                _fit_group(spec, group, roles, feats_trained, feats_random, control_types, positions_arr, probe_split, rows,
-                           directions, l2_grid=l2_grid, n_boot=n_boot, seed=seed)
+            for width in sorted({widths[h] for h, _, _ in part}):
+                group = [a for a in part if widths[a[0]] == width]
+                _fit_group(spec, group, roles, trained, random_store, in_memory, control_types, positions_arr, probe_split,
+                           rows, directions, l2_grid=l2_grid, n_boot=n_boot, seed=seed)
     out = run_dir / "probes"
     out.mkdir(parents=True, exist_ok=True)
     _write_outputs(out, rows, directions, specs, hooks, roles, meta={
@@ -203,10 +212,14 @@ def _control_types(rows, positions: np.ndarray, token_at: np.ndarray) -> np.ndar
     return bigram_types(previous, token_at)
 
 
-def _fit_group(spec, group, roles, feats_trained, feats_random, control_types, positions, split, rows, directions, *,
+def _fit_group(spec, group, roles, trained, random_store, in_memory, control_types, positions, split, rows, directions, *,
                l2_grid, n_boot, seed):
-    X = np.stack([feats_trained[(h, r)] for h, r, _ in group])
-    Xr = np.stack([feats_random[(h, r)] for h, r, _ in group])
+    keys = [(h, roles[r]) for h, r, _ in group]
+    if in_memory:
+        X = np.stack([trained.features(h, role) for h, role in keys])
+        Xr = np.stack([random_store.features(h, role) for h, role in keys])
+    else:  # read shard by shard during the solve: memory does not grow with the number of examples
+        X, Xr = Features.from_store(trained, keys), Features.from_store(random_store, keys)
     Y = np.stack([y for _, _, y in group])
     Yc = np.stack([control_targets(spec, y, control_types[:, r], split.train, seed=1000 + r) for _, r, y in group])
     real = fit_label(spec, X, Y, split, l2_grid=l2_grid, n_boot=n_boot, seed=seed)
