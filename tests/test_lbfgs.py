@@ -107,3 +107,19 @@ def test_a_cv_sweep_in_one_solve_equals_each_fit_solved_alone(kind):
         W1, b1 = fit_batched(X, y, w[j:j + 1], np.array(l2s[j:j + 1]), kind, **kwargs)
         np.testing.assert_allclose(W[:, j].numpy(), W1[:, 0].numpy(), atol=1e-5)
         np.testing.assert_allclose(b[:, j].numpy(), b1[:, 0].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "binary"])
+def test_a_row_weight_of_two_is_the_row_twice(kind):
+    rng = np.random.default_rng(4)
+    n, d, K = 150, 4, 3
+    X = rng.normal(size=(1, n, d))
+    scores = X @ rng.normal(size=(d, K)) + rng.normal(size=(1, n, K))
+    y = scores.argmax(-1) if kind == "multiclass" else (scores > 0).astype(np.int64)
+    weights = rng.integers(0, 3, size=n).astype(np.float64)  # 0, 1 or 2
+    rows = np.repeat(np.arange(n), weights.astype(int))
+    kwargs = dict(n_classes=K if kind == "multiclass" else None, max_iter=1000, tol=1e-10, dtype=torch.float64)
+    W, b = fit_batched(X, y, weights[None], [0.01], kind, **kwargs)
+    W2, b2 = fit_batched(X[:, rows], y[:, rows], np.ones((1, len(rows))), [0.01], kind, **kwargs)
+    np.testing.assert_allclose(W.numpy(), W2.numpy(), atol=1e-6)
+    np.testing.assert_allclose(b.numpy(), b2.numpy(), atol=1e-6)
