@@ -13,7 +13,7 @@ import numpy as np
 
 
 class Features:
-    """Raw features of G keys over n rows, readable in row blocks."""
+    """Raw features of G keys over n rows, standardised on request (see module docstring)."""
 
     def __init__(self, G: int, n: int, d: int):
         self.G, self.n, self.d = G, n, d
@@ -30,43 +30,16 @@ class Features:
     def shape(self) -> tuple[int, int, int]:
         return self.G, self.n, self.d
 
-    def blocks(self) -> list[slice]:
-        raise NotImplementedError
-
-    def read(self, rows: slice, keys=None) -> np.ndarray:
-        """(G', r, d) float32 raw features of `rows` for keys `keys` (indices; None: all)."""
-        raise NotImplementedError
-
-    def moments(self, fit_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation (G, d) over `fit_rows` (bool (G, n)), two passes over the
-        blocks; the std of a constant feature is 1."""
-        count = np.maximum(fit_rows.sum(1), 1.0)[:, None]
-        total = np.zeros((self.G, self.d))
-        for rows in self.blocks():
-            total += np.einsum("gn,gnd->gd", fit_rows[:, rows].astype(np.float64), self.read(rows))
-        mean = total / count
-        square = np.zeros((self.G, self.d))
-        for rows in self.blocks():
-            centred = self.read(rows) - mean[:, None, :].astype(np.float32)
-            square += np.einsum("gn,gnd,gnd->gd", fit_rows[:, rows].astype(np.float32), centred, centred)
-        std = np.sqrt(square / count)
-        return mean.astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
-
     def standardized(self, fit_rows: np.ndarray, order: np.ndarray | None = None) -> "Standardized":
         raise NotImplementedError
 
 
 class ArrayFeatures(Features):
+    """Features held in memory as one (G, n, d) array."""
+
     def __init__(self, X: np.ndarray):
         super().__init__(*X.shape)
         self.X = X
-
-    def blocks(self) -> list[slice]:
-        step = 4096
-        return [slice(a, min(a + step, self.n)) for a in range(0, self.n, step)]
-
-    def read(self, rows: slice, keys=None) -> np.ndarray:
-        return self.X[:, rows] if keys is None else self.X[keys, rows]
 
     def standardized(self, fit_rows: np.ndarray, order: np.ndarray | None = None) -> "Standardized":
         from searchprobe.probe.linear import standardize
@@ -109,6 +82,21 @@ class StoreFeatures(Features):
                     part = fh.get_slice(name)[a - self.starts[s]:b - self.starts[s]]
                     out[i, a - rows.start:b - rows.start] = part.to(torch.float32).numpy()
         return out
+
+    def moments(self, fit_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation (G, d) over `fit_rows` (bool (G, n)), two passes over the
+        shards; the std of a constant feature is 1."""
+        count = np.maximum(fit_rows.sum(1), 1.0)[:, None]
+        total = np.zeros((self.G, self.d))
+        for rows in self.blocks():
+            total += np.einsum("gn,gnd->gd", fit_rows[:, rows].astype(np.float64), self.read(rows))
+        mean = total / count
+        square = np.zeros((self.G, self.d))
+        for rows in self.blocks():
+            centred = self.read(rows) - mean[:, None, :].astype(np.float32)
+            square += np.einsum("gn,gnd,gnd->gd", fit_rows[:, rows].astype(np.float32), centred, centred)
+        std = np.sqrt(square / count)
+        return mean.astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
 
     def standardized(self, fit_rows: np.ndarray, order: np.ndarray | None = None) -> "Standardized":
         mean, std = self.moments(fit_rows)

@@ -338,9 +338,9 @@ def standardize(X: np.ndarray, fit_rows: np.ndarray, order: np.ndarray | None = 
     rows = np.broadcast_to(np.asarray(fit_rows, dtype=np.float32), X.shape[:-1])
     count = np.maximum(rows.sum(axis=-1), 1.0)[..., None]
     mean = np.einsum("...n,...nd->...d", rows, X) / count
-    Z = X - mean[..., None, :] if order is None else np.take(X, order, axis=-2)
+    Z = X.copy() if order is None else np.take(X, order, axis=-2)
+    Z -= mean[..., None, :]
     if order is not None:
-        Z -= mean[..., None, :]
         rows = np.take(rows, order, axis=-1)
     std = np.sqrt(np.einsum("...n,...nd,...nd->...d", rows, Z, Z) / count)
     std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
