@@ -13,9 +13,8 @@ Layout of a store directory (``<run_dir>/acts/<model_tag>-<plan_hash>/``)::
       and the example ids (dataset ``id`` column) as JSON in the safetensors metadata ``ids``.
 
 Memory stays bounded by one shard; an interrupted extraction resumes by skipping the shards that are
-already on disk; a store written by another model is refused with `FingerprintMismatch`.
-The fingerprint of a trained model is the SHA-256 of its config.json ``model`` entry and the bytes
-of model.safetensors; a randomly initialised model's is the hash of its config with its init seed.
+already on disk; a store written by another model (`searchprobe.fingerprints`) is refused with
+`FingerprintMismatch`.
 """
 
 from __future__ import annotations
@@ -30,25 +29,10 @@ import numpy as np
 
 from searchprobe.errors import DataError, FingerprintMismatch, InputError
 from searchprobe.io import atomic_write_bytes, atomic_write_json
+from searchprobe.fingerprints import model_fingerprint, random_fingerprint  # noqa: F401 (re-exported)
 
 STORE_FORMAT = "searchprobe-acts/1"
 DTYPES = ("float32", "float16", "bfloat16")
-
-#: Default position roles per task (path steps that some sequences lack are masked, not an error).
-DEFAULT_ROLES: dict[str, tuple[str, ...]] = {
-    "maze": ("adjlist_end", "origin", "target", "target_end", "path_start",
-             "path:0", "path:1", "path:2", "path:3", "path:4", "path:5"),
-    "chess": ("stm", "sep", "ply:1:from", "ply:1:to"),
-}
-
-
-def default_roles(task: str, layout: str = "aotp") -> tuple[str, ...]:
-    """The default position roles of a task; grid-layout mazes end their maze section at ``grid_end``."""
-    roles = DEFAULT_ROLES[task]
-    if task == "maze" and layout == "grid":
-        roles = tuple("grid_end" if r == "adjlist_end" else r for r in roles)
-    return roles
-
 
 def hook_names_for(n_layers: int, attn_only: bool = False) -> list[str]:
     """The hook points a store can record, in model order: resid pre/mid/post, attn_out, mlp_out, attn.hook_z."""
@@ -77,17 +61,6 @@ def hook_layer(hook: str) -> float:
     return layer + 0.5
 
 
-def role_codes(task: str, roles: Sequence[str]) -> list[int]:
-    """Int role codes of role names for a task (maze: 'target', 'path:3'; chess: 'sq:e4', 'ply:1:to')."""
-    if task == "maze":
-        from searchprobe.tasks.maze.tokens import role_code
-    elif task == "chess":
-        from searchprobe.tasks.chess.tokens import role_code
-    else:
-        raise DataError(f"task {task!r} has no token roles; allowed: maze, chess")
-    return [role_code(r) for r in roles]
-
-
 def find_positions(roles: Sequence[np.ndarray], codes: Sequence[int]) -> np.ndarray:
     """int32 (n, R): first position of each role code in each sequence's role array; -1 where absent."""
     out = np.full((len(roles), len(codes)), -1, dtype=np.int32)
@@ -97,22 +70,6 @@ def find_positions(roles: Sequence[np.ndarray], codes: Sequence[int]) -> np.ndar
         present = hit.any(axis=0)
         out[i, present] = hit.argmax(axis=0)[present]
     return out
-
-
-def model_fingerprint(run_dir: str | Path) -> str:
-    """16-hex SHA-256 of the run's model config and weight bytes."""
-    run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
-    h = hashlib.sha256(json.dumps(config.get("model"), sort_keys=True).encode())
-    with open(run_dir / "model.safetensors", "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
-def random_fingerprint(model_config: dict[str, Any], init_seed: int) -> str:
-    payload = json.dumps({"model": model_config, "random_init_seed": init_seed}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -222,10 +179,11 @@ def _torch_dtype(name: str):
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
-def extract_activations(model, stored, task: str, plan: StorePlan, out: str | Path, fingerprint: str, *,
+def extract_activations(model, data, plan: StorePlan, out: str | Path, fingerprint: str, *,
                         label_fn=None, batch_size: int = 128, overwrite: bool = False,
                         progress: bool = False, stop_after_shards: int | None = None) -> ActivationStore:
-    """Run `model` over the first `plan.max_examples` rows of `stored.splits[plan.split]` into a store at `out`.
+    """Run `model` over the first `plan.max_examples` rows of split `plan.split` of `data` (a `TaskData`)
+    into a store at `out`.
 
     `label_fn(rows: dict of numpy columns, n_rows, n_cols...) -> dict[str, np.ndarray]` adds per-example labels
     to every shard. Completed shards of an interrupted run with the same plan and fingerprint are kept.
@@ -237,20 +195,16 @@ def extract_activations(model, stored, task: str, plan: StorePlan, out: str | Pa
     out = Path(out)
     if plan.dtype not in DTYPES:
         raise InputError(f"dtype {plan.dtype!r} for the activation store; allowed: {', '.join(DTYPES)}")
-    if plan.split not in stored.splits:
-        raise DataError(f"dataset {stored.path} has no split {plan.split!r}; it has {', '.join(stored.splits)}")
-    split = stored.splits[plan.split]
+    split = data.split(plan.split)
     n = min(plan.max_examples, len(split))
-    if n == 0:
-        raise DataError(f"split {plan.split!r} of {stored.path} is empty")
     valid_hooks = set(model.hook_dict)
     bad = [h for h in plan.hooks if h not in valid_hooks]
     if bad:
         raise InputError(f"hook {bad[0]!r} does not exist in this model; valid: {', '.join(sorted(valid_hooks))}")
-    codes = role_codes(task, plan.roles)
+    codes = [data.task.role_code(r) for r in plan.roles]
     n_shards = -(-n // plan.shard_size)
     meta = {"format": STORE_FORMAT, "fingerprint": fingerprint, "plan": plan.__dict__ | {"hooks": list(plan.hooks), "roles": list(plan.roles)},
-            "n_examples": n, "n_shards": n_shards, "complete": False, "task": task}
+            "n_examples": n, "n_shards": n_shards, "complete": False, "task": data.task.name}
     if (out / "meta.json").exists():
         old = json.loads((out / "meta.json").read_text())
         if old.get("fingerprint") != fingerprint and not overwrite:
@@ -263,8 +217,7 @@ def extract_activations(model, stored, task: str, plan: StorePlan, out: str | Pa
             for stale in out.glob("shard-*.safetensors"):
                 stale.unlink()
     atomic_write_json(out / "meta.json", meta)
-    pad_id = int(np.asarray(stored.vocab if isinstance(stored.vocab, list) else stored.vocab["tokens"]).tolist().index(
-        "<PADDING>" if task == "maze" else "<pad>"))
+    pad_id = data.pad_id
     device = next(model.parameters()).device
     store_dtype = _torch_dtype(plan.dtype)
     shards = range(n_shards)
@@ -329,3 +282,76 @@ def extract_activations(model, stored, task: str, plan: StorePlan, out: str | Pa
         meta["d"] = {h: int(fh.get_slice(f"act/{h}/{plan.roles[0]}").get_shape()[-1]) for h in plan.hooks}
     atomic_write_json(out / "meta.json", meta)
     return ActivationStore(out, meta)
+
+
+# --- notebook access -----------------------------------------------------------------------------
+def expand_hooks(names: Sequence[str], n_layers: int) -> list[str]:
+    """Hook names from TransformerLens shorthands: ``"resid_pre"`` → that hook at every layer
+    (through TransformerLens's ``get_act_name``), full names such as ``"blocks.2.hook_resid_pre"`` as given."""
+    from transformer_lens.utilities import get_act_name
+
+    out: list[str] = []
+    for name in names:
+        full = [name] if "." in name or name.startswith("hook_") else [get_act_name(name, layer) for layer in range(n_layers)]
+        out += [h for h in full if h not in out]
+    return out
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Activations of one store, indexed like TransformerLens's ``ActivationCache``.
+
+    ``acts["resid_pre", 2, "target"]`` (shorthand, layer, role) or ``acts["blocks.2.hook_resid_pre",
+    "target"]`` is the float32 (n, d) array of that hook at the position of that role, one row per
+    example in `ids` order (the split's first n rows); rows where the role is absent are zeros.
+    """
+
+    store: ActivationStore
+
+    def __repr__(self) -> str:
+        return (f"Activations(n={self.store.n_examples}, hooks={len(self.store.hooks)}, roles={self.store.roles}, "
+                f"split={self.store.meta['plan']['split']!r})")
+
+    def __len__(self) -> int:
+        return self.store.n_examples
+
+    def __getitem__(self, key) -> np.ndarray:
+        from transformer_lens.utilities import get_act_name
+
+        if not isinstance(key, tuple) or len(key) not in (2, 3):
+            raise InputError(f"index activations as acts[hook, layer, role] or acts[full_hook_name, role], not {key!r}")
+        hook = get_act_name(key[0], key[1]) if len(key) == 3 else key[0]
+        return self.store.features(hook, key[-1])
+
+    @property
+    def ids(self) -> list[str]:
+        """The dataset ``id`` of each row."""
+        return self.store.example_ids()
+
+    @property
+    def present(self) -> np.ndarray:
+        """bool (n, R): whether each role occurs in each example (`roles` order)."""
+        return self.store.positions >= 0
+
+
+def run_activations(run, hooks: Sequence[str], roles: Sequence[str], *, split: str = "test", n: int = 1000,
+                    dtype: str = "float32", progress: bool = False) -> Activations:
+    """Activations of a loaded run's model on the first `n` rows of `split`, cached in ``<run>/acts/``.
+
+    The cache is keyed by the model fingerprint, the dataset fingerprint, hooks, roles, split, n
+    and dtype: a retrained model (new weights) or another dataset recomputes it.
+    """
+    data = run.data
+    if isinstance(hooks, str) or isinstance(roles, str):
+        raise InputError("hooks and roles are lists of names, e.g. run.activations(['resid_pre'], roles=['target'])")
+    if n <= 0:
+        raise InputError(f"n={n} examples; allowed: a positive number")
+    full_hooks = expand_hooks(hooks, run.model.cfg.n_layers)
+    for role in roles:
+        data.task.role_code(role)  # an unknown role name is a one-line error before any work
+    plan = StorePlan(tuple(full_hooks), tuple(roles), split, min(n, len(data.split(split))), dtype,
+                     dataset_fingerprint=data.stored.fingerprint)
+    # "cache-" stores hold no labels, so they are kept apart from the probing stage's "trained-" stores
+    store = extract_activations(run.model, data, plan, Path(run.run_dir) / "acts" / f"cache-{plan.key()}",
+                                model_fingerprint(run.run_dir), overwrite=True, progress=progress)
+    return Activations(store)

@@ -1,9 +1,10 @@
-"""Atomic writes: write to a temporary sibling, then rename, so a failure leaves nothing half-written."""
+"""Atomic writes (a temporary sibling, then a rename: a failure leaves nothing half-written) and strict JSON."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -43,8 +44,35 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _plain(obj: Any) -> Any:
+    """`obj` with numpy scalars and arrays, tuples, sets and paths made JSON types, and NaN / ±inf as None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return [_plain(v) for v in sorted(obj, key=str)]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy scalars and arrays
+        return _plain(obj.tolist())
+    return obj
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON text (RFC 8259): NaN and infinities become null, numpy values plain numbers.
+
+    Python's `json` writes a bare ``NaN`` by default, which most JSON readers reject; every JSON
+    file searchprobe writes goes through here.
+    """
+    return json.dumps(_plain(obj), allow_nan=False, **kwargs)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Write strict JSON (see `dumps_json`), indented and with sorted keys, atomically."""
+    return atomic_write_text(path, dumps_json(obj, indent=2, sort_keys=True) + "\n")
 
 
 @contextlib.contextmanager

@@ -194,13 +194,11 @@ def _generate(p: Pipeline, force: bool, progress: bool) -> StageOutcome:
         return StageOutcome("generate", "skipped (exists)", str(target), note="existing dataset")
     if (target / "config.json").is_file() and not force:
         return StageOutcome("generate", "skipped (exists)", str(target))
-    task = load_toml(p.data["task"]).get("task")
-    try:
-        module = importlib.import_module(f"searchprobe.tasks.{task}.dataset")
-    except ModuleNotFoundError:
-        raise ConfigError(f"{p.data['task']}: task {task!r} has no generator (searchprobe.tasks.{task}.dataset)") from None
-    module.generate_from_toml(p.data["task"], out=target, n=p.data.get("n"), seed=p.data.get("seed"), overwrite=True,
-                              **({"workers": p.data["workers"]} if "workers" in p.data else {}), progress=progress)
+    from searchprobe.tasks.base import get_task
+
+    task = get_task(load_toml(p.data["task"]).get("task"), f"{p.data['task']}: top-level key 'task'")
+    task.generate(p.data["task"], out=target, n=p.data.get("n"), seed=p.data.get("seed"), overwrite=True,
+                  workers=p.data.get("workers", 1), progress=progress)
     return StageOutcome("generate", "ran", str(target))
 
 

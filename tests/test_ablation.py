@@ -7,16 +7,15 @@ import pytest
 import torch
 
 from searchprobe.errors import InputError
-from searchprobe.intervene._fixtures import tiny_setup
 from searchprobe.intervene.ablation import (Ablation, _derangement, ablated_forward, ablation_sweep, all_ablations,
                                             mean_activations, rollout_metrics)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    s = tiny_setup(tmp_path_factory.getbasetemp())
-    rows = s.stored.splits["test"].select(range(6)).select_columns(["tokens", "solution_start", "path", "connections"])[:]
-    prompts = [np.asarray(t[:k], dtype=np.int64) for t, k in zip(rows["tokens"], rows["solution_start"])]
+def setup(tiny):
+    s = tiny
+    rows = s.data.rollout_rows("test", 6)
+    prompts = s.data.prompts(rows)
     tokens = torch.as_tensor(np.stack(prompts))  # 3x3 perfect mazes: one prompt length
     return s, rows, prompts, tokens
 
@@ -106,31 +105,36 @@ def test_ablation_sweep_rollout_metrics(setup):
     s, rows, prompts, tokens = setup
     model = s.model
     ablations = [Ablation("head", 0, 0, "zero"), Ablation("layer", 1, None, "mean")]
-    result = ablation_sweep(model, s.adapter, rows, ablations)
-    assert result.baseline == rollout_metrics(model, s.adapter, rows)
+    result = ablation_sweep(model, s.data, rows, ablations)
+    assert result.baseline == rollout_metrics(model, s.data, rows)
+    assert set(s.task.primary_metrics) <= set(result.baseline)
     for a, m in result.rows:
         assert m["n"] == len(prompts) and 0 <= m["exact_path"] <= 1 and 0 <= m["valid_steps"] <= 1
     # rollout metrics from scratch: greedy decoding by hand, scored against the stored paths
+    from searchprobe.tasks.maze.task import decode_paths
     from searchprobe.train.rollout import maze_path_metrics
 
     fwd = ablated_forward(model, ablations[0])
     seq = tokens.clone()
     gens = [[] for _ in prompts]
     done = np.zeros(len(prompts), dtype=bool)
+    steps = min(s.data.max_new(rows), model.cfg.n_ctx - tokens.shape[1])
     with torch.no_grad():
-        for _ in range(10):
+        for _ in range(steps):
             nxt = fwd(seq)[:, -1].argmax(-1)
             seq = torch.cat([seq, nxt[:, None]], 1)
             for i, t in enumerate(nxt.tolist()):
                 if not done[i]:
                     gens[i].append(t)
-                    done[i] = t == s.adapter.stop_id
-    cells, ok = s.adapter.decode_paths([np.array(g) for g in gens])
+                    done[i] = t == s.data.stop_id
+    cells, ok = decode_paths([np.array(g) for g in gens], s.data.vocab)
     ref = maze_path_metrics(cells, ok, [np.asarray(p).reshape(-1, 2) for p in rows["path"]],
                             np.stack([np.asarray(c, dtype=bool) for c in rows["connections"]])).to_dict()
     assert result.rows[0][1] == ref
     table = result.table("exact_path")
     assert [r[0] for r in table] == ["L0H0:zero", "LAYER1:mean"]
+    with pytest.raises(InputError, match="unknown rollout metric 'accuracy'"):
+        result.table("accuracy")
 
 
 def test_bad_ablations(setup):
@@ -144,3 +148,8 @@ def test_bad_ablations(setup):
     with pytest.raises(InputError, match="needs mean activations"):
         ablated_forward(s.model, Ablation("mlp", 0, None, "mean"))
     assert len(all_ablations(s.model, methods=("zero", "mean"))) == 2 * (2 * 4 + 2 + 2)
+    assert all_ablations(s.model.cfg, ("head",)) == all_ablations(s.model, ("head",))  # a config is enough
+    with pytest.raises(InputError, match="unknown ablation component 'neuron'; allowed: head, mlp, layer"):
+        all_ablations(s.model, ("head", "neuron"))
+    with pytest.raises(InputError, match="unknown ablation method 'shuffle'"):
+        all_ablations(s.model, methods=("shuffle",))

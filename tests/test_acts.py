@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from searchprobe.acts import (ActivationStore, StorePlan, extract_activations, find_positions, hook_names_for,
-                              model_fingerprint, role_codes)
+                              model_fingerprint)
 from searchprobe.errors import FingerprintMismatch, InputError
 from searchprobe.tasks.maze.tokens import role_code
 
@@ -78,14 +78,17 @@ def test_find_positions_matches_a_python_scan():
             assert got[i, j] == expect
 
 
-def test_role_codes_use_the_task_tokenizer():
-    assert role_codes("maze", ["target", "path:3"]) == [role_code("target"), role_code("path:3")]
+def test_role_codes_come_from_the_task_tokenizer():
+    from searchprobe.tasks.base import get_task
+
+    task = get_task("maze")
+    assert [task.role_code(r) for r in ("target", "path:3")] == [role_code("target"), role_code("path:3")]
     with pytest.raises(InputError, match="unknown token role 'nope'"):
-        role_codes("maze", ["nope"])
+        task.role_code("nope")
 
 
 def _store(run_dir: Path, name: str, **kw):
-    from searchprobe.probe.labels import maze_store_labels
+    from searchprobe.tasks.maze.probe_labels import maze_store_labels
     from searchprobe.train.run import load_run
 
     run = load_run(run_dir)
@@ -95,7 +98,7 @@ def _store(run_dir: Path, name: str, **kw):
     plan_kw.update(kw.pop("plan", {}))
     plan = StorePlan(**plan_kw)
     fp = kw.pop("fingerprint", None) or model_fingerprint(run_dir)
-    store = extract_activations(run.model, run.dataset, "maze", plan, run_dir / "acts" / name, fp,
+    store = extract_activations(run.model, run.data, plan, run_dir / "acts" / name, fp,
                                 label_fn=lambda rows: maze_store_labels(rows, 9, 2, 3), **kw)
     return run, plan, store
 

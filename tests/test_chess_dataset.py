@@ -239,7 +239,7 @@ def test_rollout_metrics_survive_a_move_that_is_not_a_move(dataset):
     """A model that writes from-square = to-square ("f5f5", not valid UCI) scores zero, it does not crash."""
     import torch
 
-    from searchprobe.train.run import ChessAdapter
+    from searchprobe.train.task_data import TaskData
 
     script = [tok.TOKEN_ID[t] for t in ("f5", "f5", "=", "<eos>")]
 
@@ -253,6 +253,6 @@ def test_rollout_metrics_survive_a_move_that_is_not_a_move(dataset):
             logits[:, -1, script[min(tokens.shape[1] - tok.PROMPT_LENGTH, len(script) - 1)]] = 1.0
             return logits
 
-    metrics = ChessAdapter(dataset).evaluate(Scripted(), "test", limit=4)
+    metrics = TaskData(dataset).evaluate(Scripted(), "test", limit=4)
     assert metrics["n"] == len(dataset.splits["test"]) and metrics["legal_moves"] == 0.0
     assert metrics["first_move"] == metrics["whole_line"] == metrics["mates_delivered"] == 0.0

@@ -11,19 +11,22 @@ import numpy as np
 import pytest
 import torch
 
-from searchprobe.errors import FingerprintMismatch
+from searchprobe.errors import FingerprintMismatch, InputError
+from searchprobe.fingerprints import model_fingerprint
 from searchprobe.lens import (
-    CellVocab,
+    LogitLens,
     TunedLens,
     emergence_layers,
-    legal_next_mask,
-    model_fingerprint,
+    lens_readout,
     read_through_unembed,
     readout_stats,
     residual_stack,
+    role_groups,
     run_lens,
     solution_predictions,
 )
+from searchprobe.tasks.base import get_task
+from searchprobe.tasks.maze.lens_view import CellVocab, legal_next_mask
 
 TASK = """task = "maze"
 rows = 3
@@ -66,8 +69,8 @@ def loaded(tiny_run):
     return load_run(tiny_run)
 
 def _batch(loaded, n=12):
-    data = loaded.adapter.token_data("test", limit=n)
-    ds = loaded.adapter._split("test").select(range(len(data)))
+    data = loaded.data.token_data("test", limit=n)
+    ds = loaded.data.split("test").select(range(len(data)))
     roles = np.zeros_like(data.tokens)
     for i, r in enumerate(ds["roles"]):
         roles[i, : len(r)] = r
@@ -203,6 +206,19 @@ def test_run_lens_writes_results_and_tuned_lens_beats_logit_lens(tiny_run, lens_
     assert sum(summary["logit"]["emergence"]["per_prediction_hist"]) == n
     assert sum(summary["role_counts"]) == n
     assert summary["roles"][0] == "path_start"
+    assert summary["model_fingerprint"] == model_fingerprint(tiny_run) and len(summary["model_fingerprint"]) == 16
+    # solution positions are the path cells (path:k), not <PATH_START>: the count-weighted mean of those groups
+    counts = np.array(summary["role_counts"], dtype=float) * [r != "path_start" for r in summary["roles"]]
+    by_role = np.array(summary["logit"]["by_role"]["top1_acc"], dtype=float)
+    expected = np.nansum(by_role * counts, 1) / counts.sum()
+    np.testing.assert_allclose(summary["logit"]["solution_positions"]["top1_acc"], expected, rtol=1e-9)
+    assert "path_positions" not in summary["logit"]
+    # the maze's candidate-solution view and its beliefs drawn on the maze
+    assert all(v is not None for v in summary["logit"]["overall"]["legal_mass"]) and summary["candidate_view"]
+    headings = [sec["heading"] for sec in report["sections"]]
+    assert "Candidate solutions" in headings and "Per-layer beliefs on the maze" in headings
+    beliefs = report["sections"][headings.index("Per-layer beliefs on the maze")]
+    assert len(beliefs["figures"]) == 2 * len(labels)
     # a second call reuses the outputs (idempotent) and the saved lens loads for this model
     assert run_lens(tiny_run, limit=40, progress=False) == out
     lens = TunedLens.load(out / "tuned_lens.safetensors", model_fingerprint(tiny_run))
@@ -236,14 +252,142 @@ def test_lens_cli_on_a_directory_without_model(tmp_path):
 
 
 def test_role_groups_name_and_order_roles_like_the_tokenizers():
-    from searchprobe.lens import role_groups
-    from searchprobe.tasks.chess.tokens import role_code as chess_code
-    from searchprobe.tasks.maze.tokens import role_code
-
+    maze, chess = get_task("maze"), get_task("chess")
     names = ["path:3", "path_start", "path:0", "path:15", "path:12", "path:1"]
-    order, groups = role_groups(np.array([role_code(n) for n in names]))
+    order, groups = role_groups(np.array([maze.role_code(n) for n in names]), maze)
     assert order == ["path_start", "path:0", "path:1", "path:3", "path:≥12"]
     assert [order[g] for g in groups] == ["path:3", "path_start", "path:0", "path:≥12", "path:≥12", "path:1"]
     chess_names = ["sq:e4", "stm", "sq:a1"]
-    order, groups = role_groups(np.array([chess_code(n) for n in chess_names]), task="chess")
+    order, groups = role_groups(np.array([chess.role_code(n) for n in chess_names]), chess)
     assert [order[g] for g in groups] == chess_names
+    order, groups = role_groups(np.array([chess.role_code("stm"), 10**6]), chess)  # a code the task does not name
+    assert order == ["stm", "role1000000"] and groups.tolist() == [0, 1]
+
+
+def test_logit_and_tuned_lens_share_one_call_signature(loaded):
+    """lens(model, h) reads a stack of every lens layer; lens(model, h[l], idx=l) reads layer l alone."""
+    model = loaded.model
+    data, _, _ = _batch(loaded, 4)
+    with torch.no_grad():
+        stack, _, _ = residual_stack(model, torch.from_numpy(data.tokens))
+    S, d = stack.shape[0], stack.shape[-1]
+    tuned = TunedLens()
+    gen = torch.Generator().manual_seed(0)
+    tuned.weight_ = torch.eye(d) + 0.05 * torch.randn(S - 1, d, d, generator=gen)
+    tuned.bias_ = 0.05 * torch.randn(S - 1, 1, d, generator=gen)
+    with torch.no_grad():
+        logit_all = LogitLens()(model, stack)
+        torch.testing.assert_close(logit_all, read_through_unembed(model, stack))
+        tuned_all = tuned(model, stack)
+        assert tuned_all.shape == logit_all.shape
+        for lens, whole in ((LogitLens(), logit_all), (tuned, tuned_all)):
+            for layer in (0, S - 2, S - 1, -1):
+                torch.testing.assert_close(lens(model, stack[layer], idx=layer), whole[layer], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(tuned_all[-1], logit_all[-1])  # the final layer passes unchanged
+        assert not torch.allclose(tuned_all[0], logit_all[0])
+    with pytest.raises(InputError, match="trained for"):
+        tuned(model, stack[1:])
+    with pytest.raises(InputError, match="out of range"):
+        tuned(model, stack[0], idx=S)
+
+
+def test_tuned_lens_is_a_scikit_learn_estimator(loaded):
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    lens = TunedLens(steps=3, lr=1e-2, batch_size=8)
+    assert lens.get_params() == {"steps": 3, "lr": 1e-2, "batch_size": 8, "seed": 0, "weight_decay": 0.0}
+    assert clone(lens).get_params() == lens.get_params()
+    with pytest.raises(NotFittedError):
+        check_is_fitted(lens)
+    model = loaded.model
+    data, _, _ = _batch(loaded, 4)
+    with torch.no_grad():
+        stack, _, _ = residual_stack(model, torch.from_numpy(data.tokens))
+    with pytest.raises(NotFittedError):
+        lens(model, stack)
+    h = stack[:, :, :3].reshape(stack.shape[0], -1, stack.shape[-1])
+    with torch.no_grad():
+        final = torch.log_softmax(read_through_unembed(model, h[-1]).float(), -1)
+    assert lens.fit(model, h[:-1], final) is lens
+    check_is_fitted(lens)
+    assert lens.weight_.shape == (stack.shape[0] - 1, stack.shape[-1], stack.shape[-1]) and len(lens.loss_history_) == 3
+    assert all(p.requires_grad for p in model.parameters())  # the model is left trainable as it was
+    with pytest.raises(InputError, match="steps > 0"):
+        TunedLens(steps=0).fit(model, h[:-1], final)
+
+
+def test_readout_without_a_task_view_has_no_candidate_masses(loaded):
+    """A task without a LensContext (chess, say) gets NaN candidate columns; the other statistics stand."""
+    data, roles, _ = _batch(loaded, 6)
+    readout = lens_readout(loaded.model, data.tokens, data.lengths, data.solution_start, roles)
+    assert np.isnan(readout.logit.legal_mass).all() and np.isnan(readout.logit.toward_mass).all()
+    assert np.isfinite(readout.logit.kl_to_final).all() and readout.tuned is None and readout.beliefs == {}
+
+
+def test_maze_lens_context_gives_legal_next_cells_and_belief_pictures(loaded):
+    task = loaded.task
+    rows = loaded.data.rows("test", 6, ("roles",) + task.lens_columns)
+    ctx = task.lens_context(rows, loaded.vocab)
+    cells = CellVocab.from_vocab(loaded.vocab)
+    assert (ctx.candidates == cells.is_cell).all() and ctx.description
+    assert ctx.belief_example == int(np.argmax([len(p) for p in rows["path"]]))
+    tokens = np.asarray(rows["tokens"][0])
+    start = int(rows["solution_start"][0])
+    current = tokens[start:-1]  # path cells (the last one predicts <PATH_END>)
+    legal = ctx.legal_next(np.zeros(len(current), dtype=int), current)
+    conn = np.stack([np.stack([np.asarray(r) for r in c]) for c in rows["connections"][0]]).astype(bool)
+    expected = legal_next_mask(cells.cell_of[current], np.repeat(conn[None], len(current), 0), cells)
+    assert (legal == expected).all()
+    path = [tuple(map(int, c)) for c in np.asarray(rows["path"][0]).reshape(-1, 2)]
+    for step in range(1, len(path)):  # the true next cell is always a legal move
+        assert legal[step - 1, cells.id_of[path[step]]]
+    S, steps, V = 5, len(path), len(loaded.vocab)
+    probs = np.full((S, steps, V), 1.0 / V, dtype=np.float32)
+    pictures = ctx.belief_pictures({"example": 0, "labels": [f"L{s}" for s in range(S)], "positions": [],
+                                    "targets": [], "logit": probs})
+    assert list(pictures.figures) == ["logit"] and len(pictures.figures["logit"]) == S
+    assert all(png[:8] == b"\x89PNG\r\n\x1a\n" for png, _ in pictures.figures["logit"])
+
+
+def test_importing_the_lens_package_does_not_import_torch():
+    code = "import sys, searchprobe.lens as L; assert 'torch' not in sys.modules; assert callable(L.role_groups)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_lens_modules_name_no_task():
+    import re
+
+    import searchprobe.lens
+    import searchprobe.report.lens_figures
+
+    files = list(Path(searchprobe.lens.__file__).parent.glob("*.py")) + [Path(searchprobe.report.lens_figures.__file__)]
+    pattern = re.compile(r'"maze"|"chess"|tasks\.maze|tasks\.chess|is_maze')
+    assert [f.name for f in files if pattern.search(f.read_text())] == []
+
+
+def test_run_lens_on_a_chess_run_has_no_candidate_view(tmp_path):
+    """The stage is task-neutral: a chess run gets the curves, the role table and emergence, and no
+    candidate-solution or belief section (the chess task has no LensContext)."""
+    from searchprobe.cli import main
+
+    toml = tmp_path / "c.toml"
+    toml.write_text('task = "chess"\nname = "c"\nn = 40\nseed = 1\n[puzzles]\nmate_in = 1\nmaterial = ["KQvK", "KRvK"]\n'
+                    'unique_first_move = false\nattacker = "random"\n[tokens]\nrelative = true\n'
+                    '[splits]\ntrain = 0.8\nvalidation = 0.1\ntest = 0.1\n')
+    assert main(["generate", str(toml), "--out", str(tmp_path / "ds")]) == 0
+    assert main(["train", "--data", str(tmp_path / "ds"), "--model", "nano", "--steps", "2", "--out",
+                 str(tmp_path / "run"), "--no-progress"]) == 0
+    out = run_lens(tmp_path / "run", limit=8, tuned_examples=16, tuned_steps=3, progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    report = json.loads((out / "report.json").read_text())
+    chess = get_task("chess")
+    assert summary["task"] == "chess" and "candidate_view" not in summary
+    assert summary["roles"] and all(not r.startswith("role") for r in summary["roles"])
+    assert summary["roles"] == sorted(summary["roles"], key=chess.role_code)
+    assert all(v is None for v in summary["logit"]["overall"]["legal_mass"])
+    assert summary["logit"]["solution_positions"]["top1_acc"]
+    headings = [sec["heading"] for sec in report["sections"]]
+    assert headings == ["Lens curves", "Layer × position role", "Emergence layer"]

@@ -78,18 +78,19 @@ def test_grid_fill_tokens_round_trip_with_the_trace_between_grid_and_path():
         assert len(ids) == 7 + 25 + 1 + 2 + 25 + 2
 
 
-def test_training_adapter_makes_the_model_write_the_trace(tmp_path):
+def test_task_data_makes_the_model_write_the_trace(tmp_path):
     from searchprobe.tasks.maze.dataset import generate_dataset
     from searchprobe.tasks.store import read_dataset
-    from searchprobe.train.run import MazeAdapter
+    from searchprobe.tasks.maze.task import decode_paths
+    from searchprobe.train.task_data import TaskData
 
     path = generate_dataset(MazeConfig(rows=4, cols=4, n=60, seed=0, token_format="grid_fill"), tmp_path / "d")
-    adapter = MazeAdapter(read_dataset(path))
-    data = adapter.token_data("train")
-    ds = adapter.stored.splits["train"]
+    task_data = TaskData(read_dataset(path))
+    data = task_data.token_data("train")
+    ds = task_data.stored.splits["train"]
     assert np.array_equal(data.solution_start, np.asarray(ds["trace_start"]))
-    ids = [adapter.vocab.index(t) for t in ["(0,0)", "<TRACE_END>", "<PATH_START>", "(1,1)", "(1,2)", "<PATH_END>"]]
-    cells, ok = adapter.decode_paths([np.array(ids)])
+    ids = [task_data.vocab.index(t) for t in ["(0,0)", "<TRACE_END>", "<PATH_START>", "(1,1)", "(1,2)", "<PATH_END>"]]
+    cells, ok = decode_paths([np.array(ids)], task_data.vocab)
     assert cells == [[(1, 1), (1, 2)]] and ok == [True]
 
 

@@ -1,22 +1,28 @@
-"""Counterfactual pairs (checked with networkx) and batched patching (checked against TransformerLens)."""
+"""Counterfactual pairs (checked with networkx), batched patching (checked against TransformerLens),
+and the patch stage's option checks (all before any model work or file)."""
 
 from __future__ import annotations
+
+import re
 
 import networkx as nx
 import numpy as np
 import pytest
 import torch
 
-from searchprobe.errors import InputError
-from searchprobe.intervene._fixtures import tiny_setup
+from searchprobe.errors import DataError, InputError
 from searchprobe.intervene.attribution import attribution_sweep, correlation
-from searchprobe.intervene.pairs import make_maze_pairs, pairs_from_dataset, require_equal_lengths
+from searchprobe.intervene.pairs import Pairs, require_equal_lengths
 from searchprobe.intervene.patching import check_hook, logit_diff, patch_sweep, sweep_pairs
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    return tiny_setup(tmp_path_factory.getbasetemp())
+def setup(tiny):
+    return tiny
+
+
+def _pairs(s, kind="target", n=40, seed=0, split="train") -> Pairs:
+    return s.task.make_pairs(s.stored, s.tokenizer, split=split, kind=kind, n=n, seed=seed)
 
 
 def _graph(conn: np.ndarray) -> nx.Graph:
@@ -29,7 +35,7 @@ def _graph(conn: np.ndarray) -> nx.Graph:
 
 @pytest.mark.parametrize("kind", ["target", "wall", "origin"])
 def test_pairs_match_networkx_shortest_paths(setup, kind):
-    pairs = pairs_from_dataset(setup.stored, setup.tokenizer, split="train", kind=kind, n=40, seed=3)
+    pairs = _pairs(setup, kind, n=40, seed=3)
     assert len(pairs) >= 10
     tok = setup.tokenizer
     end = tok.token_to_id["<PATH_END>"]
@@ -61,9 +67,11 @@ def test_pairs_match_networkx_shortest_paths(setup, kind):
 
 
 def test_pairs_bad_input(setup):
-    with pytest.raises(InputError, match="pair kind"):
-        pairs_from_dataset(setup.stored, setup.tokenizer, kind="teleport")
-    pairs = pairs_from_dataset(setup.stored, setup.tokenizer, split="train", kind="target", n=60)
+    with pytest.raises(InputError, match="unknown pair kind 'teleport' for task 'maze'; allowed: target, wall, origin"):
+        _pairs(setup, "teleport")
+    with pytest.raises(InputError, match="no split 'dev'"):
+        _pairs(setup, split="dev")
+    pairs = _pairs(setup, "target", n=60)
     if len(pairs.length_groups()) > 1:
         with pytest.raises(InputError, match="lengths .* one length"):
             require_equal_lengths(pairs)
@@ -72,7 +80,7 @@ def test_pairs_bad_input(setup):
 
 
 def _one_group(setup, n=4, kind="target"):
-    pairs = pairs_from_dataset(setup.stored, setup.tokenizer, split="train", kind=kind, n=60, seed=1)
+    pairs = _pairs(setup, kind, n=60, seed=1)
     T, idx = max(pairs.length_groups().items(), key=lambda kv: len(kv[1]))
     sub = pairs.subset(idx[:n])
     clean, corrupt = sub.dense()
@@ -133,7 +141,7 @@ def test_head_sweeps_equal_transformer_lens(setup):
 
 
 def test_sweep_pairs_groups_every_pair(setup):
-    pairs = pairs_from_dataset(setup.stored, setup.tokenizer, split="train", kind="wall", n=12)
+    pairs = _pairs(setup, "wall", n=12)
     results = sweep_pairs(setup.model, pairs, "heads")
     assert sorted(np.concatenate([r.extra["pairs"] for r in results]).tolist()) == list(range(len(pairs)))
     for r in results:
@@ -176,40 +184,126 @@ def test_unknown_hook_and_sweep(setup):
         patch_sweep(setup.model, clean, corrupt, ca, xa, "resid", layers=[7])
 
 
-def test_cli_bad_pairs_exit_2(tmp_path, capsys):
+def test_pairs_subset_and_payloads(setup):
+    pairs = _pairs(setup, "wall", n=12, seed=4)
+    idx = np.array([3, 0, 5])
+    sub = pairs.subset(idx)
+    assert len(sub) == 3 and sub.kind == "wall" and sub.max_new == pairs.max_new == 3 * 3 + 1
+    T = int(pairs.lengths[idx].max())
+    np.testing.assert_array_equal(sub.clean_tokens, pairs.clean_tokens[idx, :T])
+    np.testing.assert_array_equal(sub.source_rows, pairs.source_rows[idx])
+    for side in ("clean", "corrupt"):  # the task's payloads follow the same rows
+        a, b = getattr(sub, side), getattr(pairs, side)
+        np.testing.assert_array_equal(a.connections, b.connections[idx])
+        np.testing.assert_array_equal(a.path, b.path[idx])
+    assert [len(p) for p in sub.prompts("corrupt")] == sub.prompt_len.tolist()
+    with pytest.raises(InputError, match="unknown side"):
+        sub.prompts("left")
+    assert "kind='wall'" in repr(sub)
+
+
+def test_role_aligned_keys_follow_the_task(setup):
+    from searchprobe.intervene.stage import position_key, role_aligned, role_keys
+
+    pairs = _pairs(setup, "target", n=30)
+    keys = role_keys(setup.task, pairs)
+    assert keys == ["adjlist_start", "adj", "adj_connector", "adj_separator", "adjlist_end", "origin_start", "origin",
+                    "origin_end", "target_start", "target", "target_end", "path_start",
+                    "path[earlier]", "path[-3]", "path[-2]", "path[-1]"]
+    assert position_key(setup.task, 0, 9, 10, 5) == "path[-1]" and position_key(setup.task, 0, 5, 10, 5) == "path[earlier]"
+    values, present = role_aligned(sweep_pairs(setup.model, pairs, "resid"), pairs, setup.task)
+    assert values.shape == (setup.model.cfg.n_layers, len(present)) and set(present) <= set(keys)
+    assert "path[-1]" in present and "target" in present
+
+
+def _fake_run(path, task="maze", n_layers=2, n_heads=4):
+    """A run directory with only its config.json: enough for every option check (no model, no data)."""
+    import json
+
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps({"task": task, "model": {"n_layers": n_layers, "d_model": 32,
+                                                                          "n_heads": n_heads}}))
+    return path
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"pairs": "teleport"}, "unknown pair kind 'teleport' for task 'maze'; allowed: target, wall, origin"),
+    ({"sweeps": ["resid", "neurons"]}, "unknown sweep 'neurons'"),
+    ({"ablation_methods": ["bogus"]}, "--ablation-methods has unknown ablation method 'bogus'; allowed: zero, mean, resample"),
+    ({"ablation_components": ["neuron"]}, "unknown ablation component 'neuron'"),
+    ({"n": 0}, "counts must be positive integers, got n=0"),
+    ({"n_probe": -1}, "n_probe=-1"),
+    ({"retarget_layers": [0, 2]}, "layer 2 in retarget layers is out of range; allowed: 0..1"),
+    ({"erase": True, "erase_layers": [5]}, "layer 5 in erase layers is out of range"),
+    ({"heads": [(0, 9)]}, "head 9 in --heads is out of range; allowed: 0..3"),
+    ({"heads": [(3, 0)]}, "layer 3 in --heads is out of range"),
+])
+def test_run_patching_checks_options_before_any_work(tmp_path, options, message):
+    from searchprobe.intervene import run_patching
+
+    run = _fake_run(tmp_path / "run")
+    with pytest.raises(InputError, match=re.escape(message)):
+        run_patching(run, **options)
+    assert not (run / "patching").exists()
+
+
+def test_run_patching_refuses_tasks_without_pairs_and_missing_runs(tmp_path):
+    from searchprobe.intervene import run_patching
+
+    with pytest.raises(InputError, match="task 'chess' does not support counterfactual pairs"):
+        run_patching(_fake_run(tmp_path / "chess", task="chess"), retarget=False)
+    with pytest.raises(DataError, match="not a run directory"):
+        run_patching(tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists() and not (tmp_path / "chess" / "patching").exists()
+
+
+def test_cli_bad_options_exit_2(tmp_path, capsys):
     from searchprobe.cli import main
 
-    assert main(["patch", str(tmp_path), "--pairs", "teleport"]) == 2
+    run = str(_fake_run(tmp_path / "run"))
+    assert main(["patch", run, "--pairs", "teleport"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "teleport" in err and len(err.strip().splitlines()) == 1
-    assert main(["patch", str(tmp_path), "--heads", "banana"]) == 2
+    assert main(["patch", run, "--heads", "banana"]) == 2
     err = capsys.readouterr().err
     assert "'banana' is not LAYER.HEAD" in err and len(err.strip().splitlines()) == 1
-    assert main(["patch", str(tmp_path), "--sweeps", "resid,neurons"]) == 2
+    assert main(["patch", run, "--sweeps", "resid,neurons"]) == 2
     assert "unknown sweep 'neurons'" in capsys.readouterr().err
+    assert main(["patch", run, "--ablate", "--ablation-methods", "bogus"]) == 2
+    assert "unknown ablation method 'bogus'" in capsys.readouterr().err
+    assert main(["patch", run, "--heads", "0.9"]) == 2  # 4 heads
+    assert "head 9 in --heads is out of range" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "patching").exists()
 
 
 @pytest.mark.slow
-def test_run_patching_writes_the_report_contract(tmp_path):
+def test_run_patching_writes_the_report_contract(tmp_path, tiny):
     import json
 
     from searchprobe.intervene import run_patching
     from searchprobe.train.loop import TrainConfig
     from searchprobe.train.run import ExperimentConfig, train_run
 
-    s = tiny_setup(tmp_path)
-    cfg = ExperimentConfig(data=str(s.stored.path), model={"preset": "nano"}, eval_examples=8,
+    cfg = ExperimentConfig(data=str(tiny.stored.path), model={"preset": "nano"}, eval_examples=8,
                            train=TrainConfig(steps=2, batch_size=8, warmup_steps=1, eval_every=2, checkpoint_every=2))
     train_run(cfg, tmp_path / "run", progress=False)
     out = run_patching(tmp_path / "run", n=6, n_ablate=4, n_retarget=4, n_probe=50, retarget_layers=[0, 1],
                        ablation_components=("head",), erase=True, erase_layers=[1], progress=False)
-    report = json.loads((out / "report.json").read_text())
-    assert report["stage"] == "patching" and report["summary"]
+
+    def strict(name):  # strict JSON: a bare NaN / Infinity is an error
+        return json.loads((out / name).read_text(), parse_constant=lambda c: pytest.fail(f"{name} holds {c}"))
+
+    report, results = strict("report.json"), strict("results.json")
+    assert report["stage"] == "patching" and report["summary"] and results["task"] == "maze"
     for section in report["sections"]:
         for fig in section["figures"]:
             assert (out / fig["path"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         for table in section["tables"]:
             assert all(len(row) == len(table["columns"]) for row in table["rows"])
+    ablation = next(s for s in report["sections"] if s["heading"].startswith("Ablations"))
+    assert ablation["tables"][0]["columns"] == ["component", "method", "exact path", "Δ exact path", "valid steps",
+                                                 "Δ valid steps"]
+    assert results["resid"]["keys"][-1] == "path[-1]" and set(results["retarget"]["layers"]) == {"0", "1"}
     from searchprobe.cli import main
 
     assert main(["patch", str(tmp_path / "run"), "--heads", "0.9"]) == 2  # nano: 4 heads

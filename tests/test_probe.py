@@ -32,7 +32,7 @@ def test_linear_probe_matches_sklearn_multiclass(classification):
     np.testing.assert_allclose(ours.coef_, logreg.coef_ / scaler.scale_, atol=2e-3)
     assert abs(ours.score(X, y) - ref.score(X, y)) <= 0.01
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-3)
-    assert ours.get_params()["C"] == 0.5 and repr(ours) == "LinearProbe(kind='multiclass', C=0.5, standardize=True)"
+    assert ours.get_params()["C"] == 0.5 and repr(ours) == "LinearProbe(C=0.5)"  # sklearn's repr: non-defaults
 
 
 def test_linear_probe_matches_sklearn_binary_and_ridge(classification):
@@ -254,7 +254,7 @@ def test_chess_store_labels_agree_with_the_tokens_and_python_chess(tmp_path):
     search-focus label against the stored alpha-beta trace, masks against python-chess directly."""
     import chess
 
-    from searchprobe.probe.labels import chess_label_specs, chess_store_labels
+    from searchprobe.tasks.chess.probe_labels import chess_label_specs, chess_store_labels
     from searchprobe.tasks import store
     from searchprobe.tasks.chess import tokens as tok
     from searchprobe.tasks.chess.dataset import generate_from_toml
@@ -319,14 +319,15 @@ def test_fitting_from_a_sharded_store_equals_fitting_in_memory(tmp_path):
     give the probe that the same features stacked in memory give."""
     from searchprobe.acts import StorePlan, extract_activations, model_fingerprint
     from searchprobe.probe.features import Features
-    from searchprobe.probe.labels import label_targets, maze_label_specs, maze_store_labels
+    from searchprobe.probe.labels import label_targets
+    from searchprobe.tasks.maze.probe_labels import maze_label_specs, maze_store_labels
     from searchprobe.train.run import load_run
 
     run_dir = make_run(tmp_path, n=240)
     run = load_run(run_dir)
     roles = ("target", "path_start", "path:1")
     plan = StorePlan(("blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"), roles, "train", 150, "float16", shard_size=40)
-    store = extract_activations(run.model, run.dataset, "maze", plan, tmp_path / "store", model_fingerprint(run_dir),
+    store = extract_activations(run.model, run.data, plan, tmp_path / "store", model_fingerprint(run_dir),
                                 label_fn=lambda rows: maze_store_labels(rows, 9, 2, 2), progress=False)
     keys = [(h, r) for h in plan.hooks for r in roles]
     from_store = Features.from_store(store, keys)
@@ -337,7 +338,7 @@ def test_fitting_from_a_sharded_store_equals_fitting_in_memory(tmp_path):
     specs = {s.name: s for s in maze_label_specs(9, 2)}
     for name in ("target_cell", "connectivity"):
         spec = specs[name]
-        Y = np.stack([label_targets(spec, store.label(spec.stored), r) for _, r in keys])
+        Y = np.stack([label_targets(spec, store.label(spec.stored), run.task.step_of_role(r)) for _, r in keys])
         chosen = fit_label(spec, in_memory, Y, split, n_boot=0).l2
         # then one fit per problem at that strength each way (CV scores of two strengths can tie to a
         # row, and rounding would then pick either; a warm-started fit stops at a different point)

@@ -102,3 +102,23 @@ def test_hooks_change_exactly_what_they_say():
             model(tokens)
         np.testing.assert_allclose(seen["act"][:, 3].numpy(), eraser.transform(x), atol=1e-5)
         torch.testing.assert_close(seen["act"][:, :3], base[name][:, :3])
+
+
+def test_amnesic_rollouts_erase_the_goal_at_its_token(tiny):
+    from searchprobe.intervene.ablation import rollout_metrics
+    from searchprobe.intervene.retarget import goal_examples, goal_positions
+    from searchprobe.intervene.steering import amnesic_rollouts, collect
+
+    s = tiny
+    fit = goal_examples(s.data, "train", 150)
+    x = collect(s.model, fit.prompts, "blocks.1.hook_resid_pre", fit.positions)
+    rows = s.data.rows("test", 5, (*s.task.rollout_columns, "roles"))
+    at = goal_positions(s.task, rows["roles"], [len(p) for p in s.data.prompts(rows)])
+    out = amnesic_rollouts(s.model, s.data, rows, 1, x, fit.classes, at)
+    assert out["hook"] == "blocks.1.hook_resid_pre" and out["position"] == int(at[0])
+    assert out["rank"] == len(np.unique(fit.classes)) - 1  # LEACE erases k - 1 directions of k classes
+    assert out["intact"] == rollout_metrics(s.model, s.data, rows)
+    for cond in ("leace", "random_subspace"):
+        assert set(out[cond]) == set(out["intact"]) and out[cond]["n"] == 5
+    with pytest.raises(InputError, match="one position in every prompt"):
+        amnesic_rollouts(s.model, s.data, rows, 1, x, fit.classes, [at[0], at[0] + 1, at[0], at[0], at[0]])

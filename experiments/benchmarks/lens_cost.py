@@ -2,8 +2,9 @@
 
 The lens is one cached forward (resid_pre / resid_mid / resid_post hooks) plus the readouts
 through ln_final and the unembedding at the solution positions, with every statistic (rank,
-probability, KL to the final layer, entropy, the maze legal/illegal/toward/away masses). Both are
-timed side by side in one process, alternating, best of `--repeats`; prints JSON.
+probability, KL to the final layer, entropy, and the legal/illegal/toward/away masses where the
+run's task has a candidate-solution view, e.g. mazes). Both are timed side by side in one process,
+alternating, best of `--repeats`; prints JSON.
 
     python experiments/benchmarks/lens_cost.py RUN_DIR [--n 10000] [--batch-size 256]
 """
@@ -31,15 +32,14 @@ def main() -> None:
     from searchprobe.train.run import load_run
 
     run = load_run(args.run_dir)
-    ds = run.adapter._split("train")
-    ds = ds.select(range(min(args.n, len(ds))))
-    cols = ds.select_columns(["tokens", "roles", "solution_start", "connections"]).with_format("numpy")[:]
+    data, task = run.data, run.task
+    cols = data.rows("train", args.n, ("roles",) + tuple(task.lens_columns))
     lengths = np.array([len(t) for t in cols["tokens"]])
-    tokens = np.full((len(lengths), lengths.max()), run.adapter.pad_id, dtype=np.int64)
+    tokens = np.full((len(lengths), lengths.max()), data.pad_id, dtype=np.int64)
     roles = np.zeros_like(tokens)
     for i, (t, r) in enumerate(zip(cols["tokens"], cols["roles"])):
         tokens[i, : len(t)], roles[i, : len(r)] = t, r
-    conns = np.stack([np.stack([np.stack(r) for r in c]) for c in cols["connections"]]).astype(bool)
+    context = task.lens_context(cols, data.vocab)  # the task's candidate-solution view, if any
     starts = np.asarray(cols["solution_start"])
     model = run.model
 
@@ -50,8 +50,7 @@ def main() -> None:
                 model(torch.from_numpy(tokens[s : s + args.batch_size, :width]))
 
     def lens(tuned=None) -> None:
-        lens_readout(model, tokens, lengths, starts, roles, vocab=run.vocab, connections=conns, tuned=tuned,
-                     batch_size=args.batch_size, belief_example=None)
+        lens_readout(model, tokens, lengths, starts, roles, tuned=tuned, context=context, batch_size=args.batch_size)
 
     identity = None
     if args.tuned:
@@ -70,7 +69,7 @@ def main() -> None:
     best = {k: min(v) for k, v in timings.items()}
     n_preds = int(sum(lengths - starts))
     print(json.dumps({
-        "run_dir": args.run_dir, "examples": len(tokens), "predictions": n_preds, "batch_size": args.batch_size,
+        "run_dir": args.run_dir, "task": task.name, "candidate_view": context is not None, "examples": len(tokens), "predictions": n_preds, "batch_size": args.batch_size,
         "n_layers": model.cfg.n_layers, "lens_layers": 2 * model.cfg.n_layers + 1, "d_model": model.cfg.d_model,
         "torch_threads": torch.get_num_threads(), "seconds_best": {k: round(v, 3) for k, v in best.items()},
         "seconds_all": {k: [round(x, 3) for x in v] for k, v in timings.items()},

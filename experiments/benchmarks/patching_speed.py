@@ -22,28 +22,27 @@ import torch
 
 
 def _setup(run_dir: str | None, n_pairs: int):
-    from searchprobe.intervene.pairs import pairs_from_dataset
+    from searchprobe.train.task_data import TaskData
 
     if run_dir and (Path(run_dir) / "model.safetensors").exists():
         from searchprobe.train.run import load_run
 
         run = load_run(run_dir)
-        model, stored, tokenizer, source = run.model, run.dataset, run.tokenizer, f"trained run {run_dir}"
+        model, data, source = run.model, run.data, f"trained run {run_dir}"
     else:
         from searchprobe.tasks.maze.config import MazeConfig
         from searchprobe.tasks.maze.dataset import generate_dataset
         from searchprobe.tasks.store import read_dataset
         from searchprobe.train.model import ModelConfig, build_model
-        from searchprobe.train.run import MazeAdapter
 
         path = generate_dataset(MazeConfig(rows=5, cols=5, n=600, seed=0), Path(tempfile.mkdtemp()) / "data")
-        stored = read_dataset(path)
-        tokenizer = MazeAdapter(stored).tokenizer()
-        model = build_model(ModelConfig(n_layers=4, d_model=128, n_heads=4).with_data(len(stored.vocab), 140))
+        data = TaskData(read_dataset(path))
+        model = build_model(ModelConfig(n_layers=4, d_model=128, n_heads=4).with_data(len(data.vocab), 140))
         model.eval()
         source = "untrained 4-layer d=128 model, 5x5 DFS mazes"
-    pairs = pairs_from_dataset(stored, tokenizer, split="test" if "test" in stored.splits else "train", kind="target",
-                               n=20 * n_pairs, seed=0)
+    stored = data.stored
+    pairs = data.task.make_pairs(stored, data.tokenizer(), split="test" if "test" in stored.splits else "train",
+                                 kind="target", n=20 * n_pairs, seed=0)
     T, idx = max(pairs.length_groups().items(), key=lambda kv: len(kv[1]))
     sub = pairs.subset(idx[:n_pairs])
     return model, sub, source

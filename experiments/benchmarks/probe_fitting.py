@@ -170,9 +170,11 @@ def memory_child(mode: str, data: str, n: int, work: str, preset: str) -> dict:
     from searchprobe.acts import ActivationStore, StorePlan, extract_activations
     from searchprobe.probe.features import Features
     from searchprobe.probe.firehose import ProbeSplit, fit_label
-    from searchprobe.probe.labels import label_targets, maze_label_specs, maze_store_labels
+    from searchprobe.probe.labels import label_targets
+    from searchprobe.tasks.maze.probe_labels import maze_label_specs, maze_store_labels
     from searchprobe.tasks.store import read_dataset
     from searchprobe.train.model import build_model, preset as get_preset
+    from searchprobe.train.task_data import TaskData
 
     stored = read_dataset(data)
     rows, cols = stored.config["config"]["rows"], stored.config["config"]["cols"]
@@ -186,7 +188,7 @@ def memory_child(mode: str, data: str, n: int, work: str, preset: str) -> dict:
         model = build_model(dataclasses.replace(get_preset(preset), d_vocab=len(vocab), n_ctx=256))
         model.eval()
         plan = StorePlan(hooks, roles, "train", n, "float32", shard_size=1024)
-        store = extract_activations(model, stored, "maze", plan, Path(work) / "store", "bench",
+        store = extract_activations(model, TaskData(stored), plan, Path(work) / "store", "bench",
                                     label_fn=lambda r: maze_store_labels(r, N, 2, 2))
         extra = {}
     else:
@@ -194,7 +196,7 @@ def memory_child(mode: str, data: str, n: int, work: str, preset: str) -> dict:
         keys = [(h, r) for h in hooks for r in roles]
         spec = next(s for s in maze_label_specs(N, 2) if s.name == "target_cell")
         lab = store.label("target_cell")
-        Y = np.stack([label_targets(spec, lab, r) for _, r in keys])
+        Y = np.stack([label_targets(spec, lab, TaskData(stored).task.step_of_role(r)) for _, r in keys])
         X = np.stack([store.features(h, r) for h, r in keys]) if mode == "fit-memory" else Features.from_store(store, keys)
         fit_label(spec, X, Y, ProbeSplit.by_example(store.n_examples), l2_grid=(1e-2,), n_boot=200)
         extra = {"fit_problems": len(keys), "feature_mb": round(len(keys) * store.n_examples * store.feature_width(*keys[0]) * 4 / 2**20, 1)}

@@ -37,18 +37,18 @@ def _dataset(n: int, seed: int):
     from searchprobe.tasks.maze.config import MazeConfig
     from searchprobe.tasks.maze.dataset import generate_dataset
     from searchprobe.tasks.store import read_dataset
-    from searchprobe.train.run import MazeAdapter
+    from searchprobe.train.task_data import TaskData
 
     cfg = MazeConfig(rows=5, cols=5, n=n, seed=seed, token_format="grid", labels=False)
     path = generate_dataset(cfg, Path(tempfile.mkdtemp()) / "data")
-    adapter = MazeAdapter(read_dataset(path))
-    return adapter, adapter.token_data("train")
+    task_data = TaskData(read_dataset(path))
+    return task_data, task_data.token_data("train")
 
 
-def _model_config(adapter, data):
+def _model_config(task_data, data):
     from searchprobe.train.model import preset
 
-    return preset("tiny").with_data(len(adapter.vocab), data.max_len)
+    return preset("tiny").with_data(len(task_data.vocab), data.max_len)
 
 
 def matmul_peak_flops(dtype: torch.dtype, sizes=(1024, 2048), reps: int = 6) -> float:
@@ -125,8 +125,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from searchprobe.train.model import build_model
 
-    adapter, data = _dataset(args.n, seed=0)
-    model_cfg = _model_config(adapter, data)
+    task_data, data = _dataset(args.n, seed=0)
+    model_cfg = _model_config(task_data, data)
 
     results = {}
     for name in ("transformer_lens", "ours_bf16_bridge", "ours_fp32", "ours_bf16", "ours_bf16_sorted"):

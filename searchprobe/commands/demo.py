@@ -3,7 +3,7 @@
 1. The search & prior-cost library: busy beavers, a dovetailer with its implied prior, Levin
    search, the forwarding map, the discounted evaluator, circuit priors, slope complexity —
    each sub-verb's JSON and plots under ``<out>/search/``.
-2. A few chess mate-in-k puzzles with their alpha-beta trees, drawn as boards.
+2. Each task's own showcase (`Task.showcase`), e.g. chess mate-in-k puzzles with their alpha-beta trees.
 3. The model pipeline of ``experiments/demo.toml`` (generate mazes → train → lens → probes →
    patching → report) via `searchprobe run`, ending in ``<out>/run/report.html``.
 """
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     start = time.perf_counter()
     summary: dict[str, object] = {"search": run_search_showcase(out / "search")}
-    summary["chess"] = run_chess_showcase(out / "chess")
+    summary["tasks"] = run_task_showcases(out / "tasks")
     failed: list[str] = []
     if not args.skip_model:
         result = run_model_pipeline(Path(args.experiment), out / "run", force=args.force)
@@ -106,25 +106,16 @@ def _headline(name: str, data: dict) -> str:
         return ", ".join(sorted(data)[:4])
 
 
-def run_chess_showcase(out: Path, n: int = 4) -> dict[str, object]:
-    """Generate a few mate-in-2 puzzles (KQvK) and draw them with their principal variations."""
-    from searchprobe.tasks.chess.config import PuzzleConfig
-    from searchprobe.tasks.chess.pictures import save_board
-    from searchprobe.tasks.chess.puzzles import generate_puzzles
+def run_task_showcases(out: Path) -> dict[str, object]:
+    """Every registered task's showcase (`Task.showcase`) under ``<out>/<task>/``; tasks without one are skipped."""
+    from searchprobe.tasks.base import get_task, task_names
 
-    print("== chess: mate-in-2 puzzles with their alpha-beta trees")
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    puzzles = generate_puzzles(PuzzleConfig(mate_in=2, material=("KQvK",)), n, seed=0)
-    rows = []
-    for i, p in enumerate(puzzles):
-        png = out / f"puzzle-{i}.png"
-        save_board(png, p.fen, pv=p.pv)
-        nodes = 0 if p.trace is None else int((p.trace.kind == 3).sum())
-        rows.append({"fen": p.fen, "pv": list(p.pv), "search_nodes": nodes, "picture": png.name})
-        print(f"  {p.fen:<40} PV {' '.join(p.pv):<24} alpha-beta nodes {nodes}")
-    print(f"  ({time.perf_counter() - t0:.1f} s)")
-    return {"puzzles": rows}
+    results: dict[str, object] = {}
+    for name in task_names():
+        shown = get_task(name).showcase(out / name)
+        if shown is not None:
+            results[name] = shown
+    return results
 
 
 def run_model_pipeline(experiment: Path, out: Path, force: bool = False):

@@ -1,23 +1,18 @@
 """`searchprobe generate tasks/<name>.toml …`: write a task dataset (HF Arrow + vocab + config + card).
 
-The TOML's top-level ``task`` key picks the task; its module
-``searchprobe.tasks.<task>.dataset`` provides ``generate_from_toml(path, out=None, n=None,
-seed=None, shard=None, overwrite=False, workers=1, progress=False) -> Path``. Everything is
-validated before any work, and the output directory appears only when the dataset is complete.
+The TOML's top-level ``task`` key names the task (a built-in name, an entry point of the
+``searchprobe.tasks`` group, or ``"package.module:attr"``); its `Task.generate` writes the dataset.
+Everything is validated before any work, and the output directory appears only when the dataset
+is complete.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import os
-import re
 from pathlib import Path
 
-from searchprobe.errors import ConfigError, InputError
-
-_TASK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+from searchprobe.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,19 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def task_module(task_file: Path):
-    """The dataset module of the task named by the TOML's top-level ``task`` key."""
+def task_of_file(task_file: Path):
+    """The `Task` named by the TOML's top-level ``task`` key."""
     from searchprobe.config import load_toml
+    from searchprobe.tasks.base import get_task
 
-    task = load_toml(task_file).get("task")
-    if not isinstance(task, str) or not _TASK_NAME.match(task):
-        raise ConfigError(f"{task_file}: top-level key 'task' is {task!r}; expected a task name such as 'maze' or 'chess'")
-    try:
-        return importlib.import_module(f"searchprobe.tasks.{task}.dataset")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("searchprobe.tasks"):
-            raise ConfigError(f"{task_file}: task {task!r} is unknown (no module searchprobe.tasks.{task}.dataset)") from None
-        raise
+    return get_task(load_toml(task_file).get("task"), f"{task_file}: top-level key 'task'")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,12 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers {args.workers} must be at least 1")
     shard = parse_shard(args.shard) if args.shard is not None else None
-    module = task_module(args.task_file)
-    kwargs = dict(out=args.out, n=args.n, seed=args.seed, shard=shard, overwrite=args.overwrite)
-    accepted = inspect.signature(module.generate_from_toml).parameters
-    for name, value in (("workers", args.workers), ("progress", not args.quiet)):
-        if name in accepted:
-            kwargs[name] = value
-    out = module.generate_from_toml(args.task_file, **kwargs)
+    task = task_of_file(args.task_file)
+    out = task.generate(args.task_file, out=args.out, n=args.n, seed=args.seed, shard=shard, overwrite=args.overwrite,
+                        workers=args.workers, progress=not args.quiet)
     print(out)
     return 0

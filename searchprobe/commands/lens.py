@@ -13,6 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-tuned", action="store_true", help="logit lens only (no tuned-lens training)")
     parser.add_argument("--tuned-examples", type=int, default=2000, help="training examples for the tuned lens")
     parser.add_argument("--tuned-steps", type=int, default=300, help="optimisation steps for the tuned lens")
+    parser.add_argument("--tuned-lr", type=float, default=1e-3, help="Adam learning rate for the tuned lens")
     parser.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
     parser.add_argument("--force", action="store_true", help="recompute even if RUN_DIR/lens/ exists (retrains the tuned lens)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -24,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from searchprobe.lens import run_lens
 
     out = run_lens(args.run_dir, split=args.split, limit=args.limit, tuned=not args.no_tuned,
-                   tuned_examples=args.tuned_examples, tuned_steps=args.tuned_steps, batch_size=args.batch_size,
+                   tuned_examples=args.tuned_examples, tuned_steps=args.tuned_steps, tuned_lr=args.tuned_lr,
+                   batch_size=args.batch_size,
                    force=args.force, progress=not args.no_progress, data=args.data)
     report = json.loads((out / "report.json").read_text())
     print(report["summary"])

@@ -1,4 +1,4 @@
-"""`searchprobe patch RUN_DIR …`: patching sweeps, ablations and goal retargeting on a maze run."""
+"""`searchprobe patch RUN_DIR …`: patching sweeps, ablations and goal retargeting on a trained run (any task with pairs)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ def _csv(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a trained maze run directory")
+    parser.add_argument("run_dir", help="a trained run directory")
     parser.add_argument("--data", help="dataset directory (default: the one the run was trained on)")
-    parser.add_argument("--pairs", default="target", help="counterfactual pairs: target, wall or origin (default: target)")
+    parser.add_argument("--pairs", default="target", help="counterfactual pair kind, as the task defines them (mazes: target, wall or origin; default: target)")
     parser.add_argument("--n", type=int, default=32, help="pairs for the patching sweeps (default: 32)")
     parser.add_argument("--sweeps", default="resid,heads,mlp", help="comma list of resid, heads, mlp, attn (default: resid,heads,mlp)")
     parser.add_argument("--ablate", action="store_true", help="ablate heads, MLPs and layers, scored by rollouts")
     parser.add_argument("--ablation-methods", default="mean", help="comma list of zero, mean, resample (default: mean)")
     parser.add_argument("--heads", help="ablate only these heads, e.g. 1.2,3.0 (layer.head; default: every component)")
-    parser.add_argument("--n-ablate", type=int, default=64, help="mazes rolled out per ablation (default: 64)")
-    parser.add_argument("--retarget", action="store_true", help="goal retargeting by patching / steering the target token")
+    parser.add_argument("--n-ablate", type=int, default=64, help="examples rolled out per ablation (default: 64)")
+    parser.add_argument("--retarget", action="store_true", help="goal retargeting by patching / steering the goal token")
     parser.add_argument("--n-retarget", type=int, default=32, help="target pairs for retargeting (default: 32)")
     parser.add_argument("--split", default="test", help="dataset split the pairs come from (default: test)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
-    parser.add_argument("--erase", action="store_true", help="amnesic probing: LEACE-erase the target concept vs a random subspace")
+    parser.add_argument("--erase", action="store_true", help="amnesic probing: LEACE-erase the goal concept vs a random subspace")
     parser.add_argument("--no-attribution", action="store_true", help="skip attribution patching")
 
 

@@ -4,12 +4,13 @@ An ablation replaces a component's output during every forward of a greedy rollo
 
 * ``zero``: by 0;
 * ``mean``: by its mean over the reference prompts (all positions), so the scale stays typical;
-* ``resample``: by its value on another maze's sequence at the same position (a fixed
+* ``resample``: by its value on another example's sequence at the same position (a fixed
   derangement of the batch, run alongside), which keeps it on the data distribution.
 
 A head is its slice of ``attn.hook_z``; an MLP its ``hook_mlp_out``; a layer both
-``hook_attn_out`` and ``hook_mlp_out`` of the block. Effects are measured on rollout task
-metrics (exact path, valid steps, reaches target) — not only next-token loss.
+``hook_attn_out`` and ``hook_mlp_out`` of the block. Effects are measured on the task's rollout
+metrics (`Task.score_rollouts`; for a maze: exact path, valid steps, reaches target) — not only
+next-token loss.
 """
 
 from __future__ import annotations
@@ -58,12 +59,20 @@ class Ablation:
 
 
 def all_ablations(model, components: Sequence[str] = COMPONENTS, methods: Sequence[str] = ("mean",)) -> list[Ablation]:
+    """Every component of `components` under every method of `methods`, layer by layer (MLPs only
+    where the model has them). `model` is a model or its config (``n_layers``, ``n_heads``,
+    ``attn_only``), so a stage can list the ablations before it loads any weights."""
+    for what, values, allowed in (("component", components, COMPONENTS), ("method", methods, METHODS)):
+        bad = [x for x in values if x not in allowed]
+        if bad:
+            raise InputError(f"unknown ablation {what} {bad[0]!r}; allowed: {', '.join(allowed)}")
+    cfg = getattr(model, "cfg", model)
     out = []
     for method in methods:
-        for layer in range(model.cfg.n_layers):
+        for layer in range(cfg.n_layers):
             if "head" in components:
-                out += [Ablation("head", layer, h, method) for h in range(model.cfg.n_heads)]
-            if "mlp" in components and not getattr(model.cfg, "attn_only", False):
+                out += [Ablation("head", layer, h, method) for h in range(cfg.n_heads)]
+            if "mlp" in components and not getattr(cfg, "attn_only", False):
                 out.append(Ablation("mlp", layer, None, method))
             if "layer" in components:
                 out.append(Ablation("layer", layer, None, method))
@@ -148,13 +157,15 @@ def _derangement(n: int, seed: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class AblationResult:
-    """Rollout metrics of the intact model and of each ablation (dicts of MazeRolloutMetrics fields)."""
+    """Rollout metrics of the intact model and of each ablation (the task's `score_rollouts` dicts)."""
 
     baseline: dict
     rows: list  #: [(Ablation, metrics dict)]
 
-    def table(self, metric: str = "exact_path") -> list[list]:
+    def table(self, metric: str) -> list[list]:
         """[[label, component, layer, head, method, metric, change vs intact], …]."""
+        if metric not in self.baseline:
+            raise InputError(f"unknown rollout metric {metric!r}; allowed: {', '.join(self.baseline)}")
         base = self.baseline[metric]
         return [[a.label, a.component, a.layer, a.head, a.method, round(m[metric], 4), round(m[metric] - base, 4)]
                 for a, m in self.rows]
@@ -163,28 +174,19 @@ class AblationResult:
         return {"baseline": self.baseline, "ablations": [{**asdict(a), "label": a.label, "metrics": m} for a, m in self.rows]}
 
 
-def rollout_metrics(model, adapter, rows, forward=None, max_new: int | None = None) -> dict:
-    """Greedy rollouts of stored maze rows (dict of columns) scored with `maze_path_metrics`."""
-    from searchprobe.train.rollout import greedy_rollout, maze_path_metrics
-
-    prompts = [np.asarray(t[:s], dtype=np.int64) for t, s in zip(rows["tokens"], rows["solution_start"])]
-    paths = [np.asarray(p).reshape(-1, 2) for p in rows["path"]]
-    conns = np.stack([np.asarray(c, dtype=bool) for c in rows["connections"]])
-    if max_new is None:
-        max_new = conns.shape[-2] * conns.shape[-1] + 1
-    generated = greedy_rollout(model, prompts, max_new=max_new, stop_id=adapter.stop_id, forward=forward,
-                               batch_size=max(1, len(prompts)))
-    cells, ok = adapter.decode_paths(generated)
-    return maze_path_metrics(cells, ok, paths, conns).to_dict()
+def rollout_metrics(model, data, rows, forward=None) -> dict:
+    """Greedy rollouts of dataset rows (`TaskData.rollout_rows`) scored by the task of `data` (a
+    `TaskData`). All prompts of one length go in one batch, so ``resample`` draws across them."""
+    return data.rollout_metrics(model, rows, forward=forward, batch_size=max(1, len(rows["tokens"])))
 
 
-def ablation_sweep(model, adapter, rows, ablations: Sequence[Ablation], seed: int = 0, progress: bool = False
+def ablation_sweep(model, data, rows, ablations: Sequence[Ablation], seed: int = 0, progress: bool = False
                    ) -> AblationResult:
-    """Rollout metrics with each ablation in turn (means taken over the same prompts)."""
+    """Rollout metrics with each ablation in turn (means taken over the rows' prompts); `data` is the
+    `TaskData` the rows (`data.rollout_rows(split, n)`) come from."""
     names = sorted({n for a in ablations if a.method == "mean" for n in a.hook_names()})
-    prompts = [np.asarray(t[:s], dtype=np.int64) for t, s in zip(rows["tokens"], rows["solution_start"])]
-    means = mean_activations(model, prompts, names) if names else {}
-    baseline = rollout_metrics(model, adapter, rows)
+    means = mean_activations(model, data.prompts(rows), names) if names else {}
+    baseline = rollout_metrics(model, data, rows)
     out = []
     iterator = ablations
     if progress:
@@ -192,5 +194,5 @@ def ablation_sweep(model, adapter, rows, ablations: Sequence[Ablation], seed: in
 
         iterator = tqdm(ablations, desc="ablations")
     for a in iterator:
-        out.append((a, rollout_metrics(model, adapter, rows, forward=ablated_forward(model, a, means, seed))))
+        out.append((a, rollout_metrics(model, data, rows, forward=ablated_forward(model, a, means, seed))))
     return AblationResult(baseline, out)

@@ -129,7 +129,7 @@ def patch_sweep(model, clean_tokens, corrupt_tokens, clean_answer, corrupt_answe
     corrupt = _as_long(corrupt_tokens, device)
     if clean.shape != corrupt.shape:
         raise InputError(f"clean tokens {tuple(clean.shape)} and corrupted tokens {tuple(corrupt.shape)} differ in shape; "
-                         "patching needs pairs of equal token length (build them with searchprobe.intervene.pairs)")
+                         "patching needs pairs of equal token length (build them with the task's make_pairs)")
     ca, xa = _as_long(clean_answer, device), _as_long(corrupt_answer, device)
     N, T = clean.shape
     template, axes = SWEEPS[sweep]
@@ -209,7 +209,7 @@ def _cell_setter(axes, chunk, clean_act, G, N, device):
 
 
 def sweep_pairs(model, pairs, sweep: str = "resid", **options) -> list[PatchResult]:
-    """`patch_sweep` over each equal-length group of a `MazePairs` (a sweep needs one length)."""
+    """`patch_sweep` over each equal-length group of a `Pairs` (a sweep needs one length)."""
     results = []
     for T, idx in pairs.length_groups().items():
         sub = pairs.subset(idx)

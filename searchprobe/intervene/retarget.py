@@ -1,18 +1,20 @@
-"""Goal retargeting: change the model's internal target and check by rollout where it now goes.
+"""Goal retargeting: change the model's internal goal and check by rollout where it now goes.
 
-For target pairs (same maze, target t → t'), at the target token of the clean prompt and one
-layer's ``hook_resid_pre``:
+For ``"target"`` pairs (the same input with another goal, from the task's `make_pairs`), at the
+goal token of the clean prompt (the position of the task's `goal_role`, e.g. a maze's target
+cell) and one layer's ``hook_resid_pre``:
 
-* ``patch``: put in the activation of the maze with target t' (the retargeting intervention);
-* ``steer``: add the probe-space difference of the class means of t' and t (a target probe
-  fitted at that layer and position, see `steering.probe_directions`);
+* ``patch``: put in the activation of the corrupted side, whose goal is the new one (the
+  retargeting intervention);
+* ``steer``: add the probe-space difference of the class means of the new and the old goal (a
+  goal probe fitted at that layer and position, see `steering.probe_directions`);
 * controls: ``random`` — add a random direction of the same norm as the patch's change;
-  ``random_steer`` — the same for the steering vector; ``same_target`` — patch from the same
-  maze with the same target but another origin.
+  ``random_steer`` — the same for the steering vector; ``same_target`` — patch from a prompt with
+  the same goal but another input (the task's `same_goal_prompts`).
 
-Success = the rolled-out path is valid, starts at the origin and ends at the *new* target
-(`maze_path_metrics(...).reaches_target` against the re-solved path), reported with a Wilson
-95% interval; ``old_target`` says how often it still goes to t.
+Success = the task's `retarget_outcomes` says the rollout reaches the *new* goal, reported with a
+Wilson 95% interval; ``old`` says how often it still reaches the old one, and the first-step
+rates say whether the first solution step already follows the new goal.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from searchprobe.errors import InputError
+from searchprobe.errors import DataError, InputError
 from searchprobe.intervene.patching import check_layers
-from searchprobe.tasks.maze.tokens import role_code
+
+#: the pair kind retargeting needs: the same input with another goal
+GOAL_PAIR_KIND = "target"
+CONDITIONS = ("none", "patch", "random", "same_target", "steer", "random_steer")
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ def wilson(successes: int, n: int, z: float = 1.959963984540054) -> Rate:
 
 @dataclass(frozen=True)
 class RetargetResult:
-    """Per layer and condition: rate of reaching the new target (`new`) and the old one (`old`)."""
+    """Per layer and condition: rate of reaching the new goal (`new`) and the old one (`old`)."""
 
     layers: list
     hook: str
@@ -66,8 +71,8 @@ class RetargetResult:
     old: dict  #: {layer: {condition: Rate}}
     n: int
     probe_source: str
-    first_new: dict = None  #: {layer: {condition: Rate}} first step after the origin = the new path's
-    first_old: dict = None  #: … = the old path's
+    first_new: dict = None  #: {layer: {condition: Rate}} first solution step = the new solution's
+    first_old: dict = None  #: … = the old solution's
 
     def __post_init__(self) -> None:  # first-step rates are optional for callers building results by hand
         object.__setattr__(self, "first_new", self.first_new or {})
@@ -123,73 +128,94 @@ def _activations(model, prompts, hook_name: str, positions: np.ndarray) -> torch
     return torch.as_tensor(collect(model, prompts, hook_name, positions), dtype=torch.float32)
 
 
+@dataclass(frozen=True, eq=False)
+class GoalExamples:
+    """Prompts with the goal's position and class: what a goal probe (steering) or eraser is fitted on."""
+
+    prompts: list  #: int64 token arrays
+    positions: np.ndarray  #: (n,) index of the goal-role token in each prompt
+    classes: np.ndarray  #: (n,) goal class (the task's `goal_classes`)
+    n_classes: int
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+
+def goal_positions(task, roles: Sequence[np.ndarray], limits: Sequence[int] | None = None) -> np.ndarray:
+    """Index of the first token of the task's `goal_role` in each role sequence (before `limits`)."""
+    code = task.role_code(task.goal_role())
+    out = []
+    for i, r in enumerate(roles):
+        r = np.asarray(r)
+        hits = np.flatnonzero(r[: None if limits is None else int(limits[i])] == code)
+        if not len(hits):
+            raise DataError(f"prompt {i} has no {task.goal_role()!r} token, where task {task.name!r} states the goal")
+        out.append(int(hits[0]))
+    return np.array(out, dtype=np.int64)
+
+
+def goal_examples(data, split: str, n: int) -> GoalExamples:
+    """The first `n` rows of `split` of a `TaskData` as `GoalExamples` (rollout prompts, goal positions, classes)."""
+    task = data.task
+    rows = data.rows(split, n, ("roles", *task.goal_columns))
+    prompts = data.prompts(rows)
+    classes, n_classes = task.goal_classes(rows, data.config)
+    return GoalExamples(prompts, goal_positions(task, rows["roles"], [len(p) for p in prompts]),
+                        np.asarray(classes, dtype=np.int64), int(n_classes))
+
+
 @torch.no_grad()
-def retarget(model, adapter, pairs, tokenizer, layers: Sequence[int] | None = None, probe_prompts=None,
-             probe_targets=None, run_dir=None, seed: int = 0, conditions: Sequence[str] | None = None
-             ) -> RetargetResult:
+def retarget(model, data, pairs, layers: Sequence[int] | None = None, probe: GoalExamples | None = None,
+             run_dir=None, seed: int = 0, conditions: Sequence[str] | None = None) -> RetargetResult:
     """Retargeting success rates per layer and condition (see the module docstring).
 
-    `pairs` are target pairs (`make_maze_pairs(kind="target")`). `probe_prompts` / `probe_targets`
-    (cell ids) train the target probe for ``steer``; without them ``steer`` is skipped.
+    `data` is the `TaskData` the pairs come from; `pairs` are ``"target"`` pairs of its task
+    (`Task.make_pairs(kind="target")`). `probe` (e.g. `goal_examples(data, "train", 1000)`) trains
+    the goal probe for ``steer`` / ``random_steer``; without it those conditions are skipped. With
+    `run_dir`, the probing stage's saved directions of the task's `goal_label` are used if present.
     """
-    from searchprobe.intervene.steering import probe_directions
-    from searchprobe.train.rollout import maze_path_metrics
+    from searchprobe.intervene.steering import collect, probe_directions
 
-    if pairs.kind != "target":
-        raise InputError(f"retargeting needs target pairs (same maze, another target), got {pairs.kind!r} pairs")
+    task = data.task
+    if pairs.kind != GOAL_PAIR_KIND:
+        raise InputError(f"retargeting needs {GOAL_PAIR_KIND} pairs (same input, another goal), got {pairs.kind!r} pairs")
+    wanted = list(CONDITIONS) if conditions is None else list(conditions)
+    bad = [c for c in wanted if c not in CONDITIONS]
+    if bad:
+        raise InputError(f"unknown retargeting condition {bad[0]!r}; allowed: {', '.join(CONDITIONS)}")
     layers = list(range(model.cfg.n_layers)) if layers is None else [int(x) for x in layers]
     check_layers(model, layers, "retarget layers")
     n = len(pairs)
     clean_prompts = pairs.prompts("clean")
     new_prompts = pairs.prompts("corrupt")
-    target_role = role_code("target")
-    tpos = np.array([int(np.flatnonzero(pairs.roles[i] == target_role)[0]) for i in range(n)])
-    opos = np.array([int(np.flatnonzero(pairs.roles[i] == role_code("origin"))[0]) for i in range(n)])
+    tpos = goal_positions(task, pairs.roles, pairs.prompt_len)
     rng = np.random.default_rng(seed)
-    R, C = pairs.clean.n_rows, pairs.clean.n_cols
-    same_target_prompts = []
-    for i in range(n):
-        o = tuple(int(v) for v in pairs.clean.origin[i])
-        t = tuple(int(v) for v in pairs.clean.target[i])
-        options = [(r, c) for r in range(R) for c in range(C) if (r, c) not in (o, t)]
-        cell = options[int(rng.integers(len(options)))]
-        p = clean_prompts[i].copy()
-        p[opos[i]] = tokenizer.cell_ids[cell]
-        same_target_prompts.append(p)
-    max_new = R * C + 1
-    stop_id = adapter.stop_id
-    new_paths = [pairs.corrupt.path[i, : int(pairs.corrupt.path_len[i])] for i in range(n)]
-    old_paths = [pairs.clean.path[i, : int(pairs.clean.path_len[i])] for i in range(n)]
-    conns = pairs.clean.connections
-    wanted = ["none", "patch", "random", "same_target", "steer", "random_steer"] if conditions is None else list(conditions)
-    do_steer = probe_prompts is not None and probe_targets is not None and ("steer" in wanted or "random_steer" in wanted)
+    same_goal = task.same_goal_prompts(pairs, data.tokenizer(), rng)
+    do_steer = probe is not None and ("steer" in wanted or "random_steer" in wanted)
     if not do_steer:
         wanted = [c for c in wanted if c not in ("steer", "random_steer")]
     new_rates: dict = {}
     old_rates: dict = {}
     first_new: dict = {}
     first_old: dict = {}
-    # first steps are informative only where the new and the old path leave the origin differently
-    split_first = np.array([len(a) > 1 and len(b) > 1 and tuple(a[1]) != tuple(b[1]) for a, b in zip(new_paths, old_paths)])
     probe_source = "none"
     template = "blocks.{layer}.hook_resid_pre"
     for layer in layers:
         name = template.format(layer=layer)
         clean_act = _activations(model, clean_prompts, name, tpos)
         src_act = _activations(model, new_prompts, name, tpos)
-        ctl_act = _activations(model, same_target_prompts, name, tpos)
+        ctl_act = _activations(model, same_goal, name, tpos)
         delta_norm = (src_act - clean_act).norm(dim=1, keepdim=True)
         rand = torch.as_tensor(rng.standard_normal(clean_act.shape), dtype=torch.float32)
         rand = rand / rand.norm(dim=1, keepdim=True)
         vectors: dict[str, torch.Tensor] = {"random": rand * delta_norm}
         if do_steer:
-            ppos = np.array([_target_position(p, tokenizer) for p in probe_prompts])
-            probe_x = collect_np(model, probe_prompts, name, ppos)
-            probe, probe_source = probe_directions(run_dir, "target_cell", layer, probe_x, probe_targets, R * C)
-            basis = probe.subspace()
-            t_old = (pairs.clean.target[:, 0] * C + pairs.clean.target[:, 1]).astype(int)
-            t_new = (pairs.corrupt.target[:, 0] * C + pairs.corrupt.target[:, 1]).astype(int)
-            diff = probe.class_means_[t_new] - probe.class_means_[t_old]
+            probe_x = collect(model, probe.prompts, name, probe.positions)
+            directions, probe_source = probe_directions(run_dir if task.goal_label else None, task.goal_label or "goal",
+                                                        layer, probe_x, probe.classes, probe.n_classes)
+            basis = directions.subspace()
+            old_goal, new_goal = task.pair_goal_classes(pairs)
+            diff = directions.class_means_[np.asarray(new_goal)] - directions.class_means_[np.asarray(old_goal)]
             steer = torch.as_tensor((diff @ basis.T) @ basis, dtype=torch.float32)
             vectors["steer"] = steer
             vectors["random_steer"] = rand * steer.norm(dim=1, keepdim=True)
@@ -221,29 +247,12 @@ def retarget(model, adapter, pairs, tokenizer, layers: Sequence[int] | None = No
 
         new_rates[layer], old_rates[layer], first_new[layer], first_old[layer] = {}, {}, {}, {}
         for cond in wanted:
-            gen = _rollout_rows(model, clean_prompts, stop_id, max_new, make(cond), name)
-            cells, ok = adapter.decode_paths(gen)
-            m_new = maze_path_metrics(cells, ok, new_paths, conns)
-            m_old = maze_path_metrics(cells, ok, old_paths, conns)
-            new_rates[layer][cond] = wilson(round(m_new.reaches_target * n), n)
-            old_rates[layer][cond] = wilson(round(m_old.reaches_target * n), n)
-            first_new[layer][cond] = wilson(sum(len(c) > 1 and tuple(c[1]) == tuple(int(v) for v in p[1])
-                                                for c, p, k in zip(cells, new_paths, split_first) if k), int(split_first.sum()))
-            first_old[layer][cond] = wilson(sum(len(c) > 1 and tuple(c[1]) == tuple(int(v) for v in p[1])
-                                                for c, p, k in zip(cells, old_paths, split_first) if k), int(split_first.sum()))
+            gen = _rollout_rows(model, clean_prompts, data.stop_id, pairs.max_new, make(cond), name)
+            out = task.retarget_outcomes(pairs, gen, data.vocab)
+            split = np.asarray(out["first_split"], dtype=bool)
+            new_rates[layer][cond] = wilson(int(np.sum(out["new"])), n)
+            old_rates[layer][cond] = wilson(int(np.sum(out["old"])), n)
+            # first steps are informative only where the new and the old solution start differently
+            first_new[layer][cond] = wilson(int(np.sum(np.asarray(out["first_new"], dtype=bool) & split)), int(split.sum()))
+            first_old[layer][cond] = wilson(int(np.sum(np.asarray(out["first_old"], dtype=bool) & split)), int(split.sum()))
     return RetargetResult(layers, template, new_rates, old_rates, n, probe_source, first_new, first_old)
-
-
-def _target_position(prompt: np.ndarray, tokenizer) -> int:
-    """Index of the target cell token: the token after <TARGET_START>."""
-    start = tokenizer.token_to_id["<TARGET_START>"]
-    hits = np.flatnonzero(np.asarray(prompt) == start)
-    if not len(hits):
-        raise InputError("a probe prompt has no <TARGET_START> token; pass maze prompts")
-    return int(hits[0]) + 1
-
-
-def collect_np(model, prompts, name, positions) -> np.ndarray:
-    from searchprobe.intervene.steering import collect
-
-    return collect(model, prompts, name, positions)

@@ -1,16 +1,20 @@
 """The `patch` stage: patching sweeps, attribution patching, ablations and retargeting on a run.
 
-Writes ``<run_dir>/patching/``: ``maps.npz`` (every map, with hook names and axis labels),
-``results.json`` (all numbers), PNG heat maps and bar charts, and ``report.json`` (the report
-contract: stage, title, summary, sections with figures and tables).
+Works for any task whose `Task` builds counterfactual pairs (``pair_kinds``, ``make_pairs``);
+goal retargeting and erasure also need its goal methods (``goal_role``, ``goal_classes``, …).
+Every option is checked against the run's config and task before a model is loaded or a file
+written. Writes ``<run_dir>/patching/``: ``maps.npz`` (every map, with hook names and axis
+labels), ``results.json`` (all numbers), PNG heat maps and bar charts, and ``report.json`` (the
+report contract: stage, title, summary, sections with figures and tables).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -18,32 +22,39 @@ from searchprobe.errors import DataError, InputError
 from searchprobe.io import atomic_write_bytes, atomic_write_json
 
 SWEEP_CHOICES = ("resid", "heads", "mlp", "attn")
-_PROMPT_KEYS = ("adjlist_start", "adj", "adj_connector", "adj_separator", "adjlist_end", "origin_start", "origin",
-                "origin_end", "target_start", "target", "target_end", "grid_start", "grid_cell", "grid_end",
-                "path_start")
-_PATH_KEYS = ("path[earlier]", "path[-3]", "path[-2]", "path[-1]")
 
 
-def position_key(role: int, pos: int, length: int, prompt_len: int) -> str:
+def solution_keys(task) -> list[str]:
+    """Role-aligned map columns of solution tokens, counted back from the decision (``path[-1]`` …)."""
+    name = task.solution_name
+    return [f"{name}[earlier]", f"{name}[-3]", f"{name}[-2]", f"{name}[-1]"]
+
+
+def position_key(task, role: int, pos: int, length: int, prompt_len: int) -> str:
     """Column of the role-aligned map: a prompt role name, or a solution token counted back from the decision."""
-    from searchprobe.tasks.maze.tokens import role_name
-
     if pos < prompt_len:
-        return role_name(int(role))
+        return task.role_name(int(role))
     back = length - pos
-    return f"path[-{back}]" if back <= 3 else "path[earlier]"
+    return f"{task.solution_name}[-{back}]" if back <= 3 else f"{task.solution_name}[earlier]"
 
 
-def role_aligned(results, pairs):
+def role_keys(task, pairs) -> list[str]:
+    """The prompt roles present in the pairs, by role code, then the `solution_keys`."""
+    codes = sorted({int(c) for i in range(len(pairs)) for c in pairs.roles[i, : int(pairs.prompt_len[i])]})
+    names = list(dict.fromkeys(task.role_name(c) for c in codes))
+    return names + solution_keys(task)
+
+
+def role_aligned(results, pairs, task):
     """Combine per-length sweep results into a (layers, keys) map normalised over all pairs."""
-    keys = list(_PROMPT_KEYS) + list(_PATH_KEYS)
+    keys = role_keys(task, pairs)
     per_key: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     clean, corrupt = [], []
     for res in results:
         idx = res.extra["pairs"]
         T = res.logit_diff.shape[1]
         prompt_len = int(pairs.prompt_len[idx[0]])
-        cols = [position_key(res.roles[p], p, T, prompt_len) for p in range(T)]
+        cols = [position_key(task, res.roles[p], p, T, prompt_len) for p in range(T)]
         for k in keys:
             mask = np.array([c == k for c in cols])
             block = res.logit_diff[:, mask].mean(1) if mask.any() else np.full((res.logit_diff.shape[0], len(idx)), np.nan)
@@ -121,52 +132,152 @@ def _bars(path: Path, labels, values, title: str, ylabel: str, errors=None) -> N
     atomic_write_bytes(path, buf.getvalue())
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The checked options of one `run_patching` call."""
+
+    task: Any
+    model_cfg: Any
+    ablations: list
+
+
+def _positive(**counts: Any) -> None:
+    bad = {k: v for k, v in counts.items() if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0}
+    if bad:
+        raise InputError("pair and example counts must be positive integers, got "
+                         + ", ".join(f"{k}={v!r}" for k, v in bad.items()))
+
+
+def _in_range(values, n: int, what: str, where: str) -> None:
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= int(v) < n]
+    if bad:
+        raise InputError(f"{what} {bad[0]!r} in {where} is out of range; allowed: 0..{n - 1} ({n} {what}s)")
+
+
+def _plan(run_dir: Path, *, pairs, n, sweeps, ablate, retarget, n_ablate, ablation_methods, ablation_components,
+          n_retarget, retarget_layers, n_probe, heads, erase, erase_layers) -> _Plan:
+    """Check every option (against the run's config.json and task) before anything is loaded or written."""
+    from searchprobe.config import from_dict
+    from searchprobe.intervene.ablation import COMPONENTS, METHODS, Ablation, all_ablations
+    from searchprobe.intervene.retarget import GOAL_PAIR_KIND
+    from searchprobe.tasks.base import task_of
+    from searchprobe.train.model import ModelConfig
+
+    if isinstance(sweeps, str):
+        raise InputError(f"sweeps must be a list of sweep names, got the string {sweeps!r}")
+    bad = [s for s in sweeps if s not in SWEEP_CHOICES]
+    if bad:
+        raise InputError(f"--sweeps has unknown sweep {bad[0]!r}; allowed: {', '.join(SWEEP_CHOICES)}")
+    _positive(n=n, n_ablate=n_ablate, n_retarget=n_retarget, n_probe=n_probe)
+    for what, values, allowed, flag in (("method", ablation_methods, METHODS, "--ablation-methods"),
+                                        ("component", ablation_components, COMPONENTS, "ablation_components")):
+        if isinstance(values, str):
+            raise InputError(f"{flag} must be a list, got the string {values!r}")
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            raise InputError(f"{flag} has unknown ablation {what} {bad[0]!r}; allowed: {', '.join(allowed)}")
+    if ablate and not ablation_methods:
+        raise InputError(f"ablation needs at least one method; allowed: {', '.join(METHODS)}")
+    heads = list(heads or [])
+    if any(not isinstance(h, (tuple, list)) or len(h) != 2 for h in heads):
+        raise InputError(f"--heads takes (layer, head) pairs, got {heads!r}")
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise DataError(f"{run_dir} is not a run directory: config.json is missing")
+    config = json.loads(config_path.read_text())
+    task = task_of(config, f"{config_path}")
+    model_cfg = from_dict(ModelConfig, config.get("model", {}), f"{config_path} [model]")
+    task.check_pair_kind(pairs)
+    L = model_cfg.n_layers
+    _in_range([l for l, _ in heads], L, "layer", "--heads")
+    _in_range([h for _, h in heads], model_cfg.n_heads, "head", "--heads")
+    if retarget_layers is not None:
+        _in_range(list(retarget_layers), L, "layer", "retarget layers")
+    if erase_layers is not None:
+        _in_range(list(erase_layers), L, "layer", "erase layers")
+    ablations: list = []
+    if ablate:
+        if not task.primary_metrics:
+            raise InputError(f"task {task.name!r} names no rollout metrics (primary_metrics); ablations cannot be scored")
+        if heads:
+            ablations = [Ablation("head", int(l), int(h), m) for m in ablation_methods for l, h in heads]
+        else:
+            ablations = all_ablations(model_cfg, ablation_components, ablation_methods)
+        if not ablations:
+            raise InputError(f"no component to ablate: ablation_components={list(ablation_components)!r} on a model with "
+                             f"{'no MLPs' if model_cfg.attn_only else 'these components'}; allowed: {', '.join(COMPONENTS)}")
+    if retarget and GOAL_PAIR_KIND not in task.pair_kinds:
+        raise InputError(f"goal retargeting needs {GOAL_PAIR_KIND!r} pairs, which task {task.name!r} does not build "
+                         f"(its pair kinds: {', '.join(task.pair_kinds)}); turn retargeting off")
+    if retarget or erase:
+        task.role_code(task.goal_role())  # the task's own one-line error when it has no goal
+    if erase and not task.primary_metrics:
+        raise InputError(f"task {task.name!r} names no rollout metrics (primary_metrics); erasure cannot be scored")
+    return _Plan(task, model_cfg, ablations)
+
+
+def _label(metric: str) -> str:
+    return metric.replace("_", " ")
+
+
 def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, sweeps: Sequence[str] = ("resid", "heads", "mlp"),
                  ablate: bool = True, retarget: bool = True, split: str = "test", seed: int = 0, n_ablate: int = 64,
                  ablation_methods: Sequence[str] = ("mean",), ablation_components: Sequence[str] = ("head", "mlp", "layer"),
                  n_retarget: int = 32, retarget_layers: Sequence[int] | None = None, n_probe: int = 1000,
-                 heads: Sequence[tuple[int, int]] | None = None, attribution: bool = True, erase: bool = False, erase_layers: Sequence[int] | None = None, data: str | Path | None = None, progress: bool = True) -> Path:
-    """Run the patching stage on a trained maze run; returns ``<run_dir>/patching``."""
+                 heads: Sequence[tuple[int, int]] | None = None, attribution: bool = True, erase: bool = False,
+                 erase_layers: Sequence[int] | None = None, data: str | Path | None = None, progress: bool = True) -> Path:
+    """Run the patching stage on a trained run of any task with counterfactual pairs; returns ``<run_dir>/patching``.
+
+    `pairs` is one of the task's ``pair_kinds``; `sweeps` of ``SWEEP_CHOICES``. Ablations (every
+    component of `ablation_components`, or only `heads`) are scored by `n_ablate` rollouts on the
+    task's metrics; retargeting uses `n_retarget` ``"target"`` pairs and a goal probe fitted on
+    `n_probe` training examples; `erase` LEACE-erases the goal at `erase_layers`.
+    """
     import torch
 
-    from searchprobe.intervene.ablation import ablation_sweep, all_ablations
+    from searchprobe.intervene.ablation import ablation_sweep
     from searchprobe.intervene.attribution import attribution_sweep, correlation
-    from searchprobe.intervene.pairs import PAIR_KINDS, pairs_from_dataset
-    from searchprobe.intervene.patching import sweep_pairs
+    from searchprobe.intervene.patching import patch_sweep, sweep_pairs
+    from searchprobe.intervene.retarget import GOAL_PAIR_KIND, goal_examples, goal_positions
     from searchprobe.intervene.retarget import retarget as retarget_fn
-    from searchprobe.tasks.maze.tokens import role_name
     from searchprobe.train.run import load_run
 
-    if pairs not in PAIR_KINDS:
-        raise InputError(f"--pairs {pairs!r} is not a pair kind; allowed: {', '.join(PAIR_KINDS)}")
-    bad = [s for s in sweeps if s not in SWEEP_CHOICES]
-    if bad:
-        raise InputError(f"--sweeps has unknown sweep {bad[0]!r}; allowed: {', '.join(SWEEP_CHOICES)}")
-    if n <= 0 or n_ablate <= 0 or n_retarget <= 0:
-        raise InputError(f"pair and example counts must be positive, got n={n}, n_ablate={n_ablate}, n_retarget={n_retarget}")
     start = time.perf_counter()
+    run_dir = Path(run_dir)
+    plan = _plan(run_dir, pairs=pairs, n=n, sweeps=sweeps, ablate=ablate, retarget=retarget, n_ablate=n_ablate,
+                 ablation_methods=ablation_methods, ablation_components=ablation_components, n_retarget=n_retarget,
+                 retarget_layers=retarget_layers, n_probe=n_probe, heads=heads, erase=erase, erase_layers=erase_layers)
     run = load_run(run_dir, data)
-    if run.dataset is None:
-        raise DataError(f"the dataset of run {run_dir} is gone; pass data=DIR (--data)")
-    if run.config.get("task") != "maze":
-        raise InputError(f"the patching stage is implemented for maze runs; {run_dir} is a {run.config.get('task')!r} run")
-    torch.manual_seed(seed)
-    model, tokenizer, adapter = run.model, run.tokenizer, run.adapter
-    if heads:
-        from searchprobe.intervene.patching import check_heads, check_layers
+    task, task_data, model, tokenizer = run.task, run.data, run.model, run.tokenizer
+    task_data.split(split)
+    if retarget or erase:
+        task_data.split("train")
+    # data work that can still fail on the dataset, before anything is written
+    pair_set = task.make_pairs(run.dataset, tokenizer, split=split, kind=pairs, n=n, seed=seed)
+    tpairs = probe = None
+    if retarget:
+        tpairs = pair_set if pairs == GOAL_PAIR_KIND and len(pair_set) >= n_retarget else \
+            task.make_pairs(run.dataset, tokenizer, split=split, kind=GOAL_PAIR_KIND, n=n_retarget, seed=seed + 1)
+        tpairs = tpairs.subset(np.arange(min(n_retarget, len(tpairs))))
+    if retarget or erase:
+        probe = goal_examples(task_data, "train", n_probe)
+    ablation_rows = task_data.rollout_rows(split, n_ablate) if plan.ablations else None
+    erase_rows = erase_at = None
+    if erase:
+        erase_rows = task_data.rows(split, n_ablate, (*task.rollout_columns, "roles"))
+        erase_at = goal_positions(task, erase_rows["roles"], [len(p) for p in task_data.prompts(erase_rows)])
 
-        check_layers(model, [l for l, _ in heads], "--heads")
-        check_heads(model, [h for _, h in heads], "--heads")
-    out = Path(run_dir) / "patching"
+    torch.manual_seed(seed)
+    out = run_dir / "patching"
     out.mkdir(parents=True, exist_ok=True)
-    results: dict = {"run_dir": str(run_dir), "pairs": pairs, "split": split, "seed": seed}
+    results: dict = {"run_dir": str(run_dir), "task": task.name, "pairs": pairs, "split": split, "seed": seed}
     arrays: dict[str, np.ndarray] = {}
     sections: list[dict] = []
     L = model.cfg.n_layers
     layer_labels = [f"L{l}" for l in range(L)]
     summary_bits = []
+    sol = task.solution_name
 
-    pair_set = pairs_from_dataset(run.dataset, tokenizer, split=split, kind=pairs, n=n, seed=seed)
     results["n_pairs"] = len(pair_set)
     results["length_groups"] = {str(k): len(v) for k, v in pair_set.length_groups().items()}
     for sweep in sweeps:
@@ -175,9 +286,9 @@ def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, swe
         seconds = time.perf_counter() - t0
         hook = res[0].hook
         if sweep in ("resid", "mlp", "attn"):
-            values, keys = role_aligned(res, pair_set)
+            values, keys = role_aligned(res, pair_set, task)
             biggest = max(res, key=lambda r: r.logit_diff.shape[-1])
-            pos_labels = [role_name(r) for r in biggest.roles]
+            pos_labels = [task.role_name(r) for r in biggest.roles]
             arrays[f"{sweep}_role_map"] = values
             arrays[f"{sweep}_role_keys"] = np.array(keys)
             arrays[f"{sweep}_position_map"] = biggest.values
@@ -189,7 +300,7 @@ def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, swe
                      "position")
             flat = [(layer_labels[l], keys[k], float(values[l, k])) for l in range(L) for k in range(len(keys))]
             top = sorted(flat, key=lambda x: -abs(x[2]) if np.isfinite(x[2]) else 0)[:8]
-            results[sweep] = {"hook": hook, "keys": keys, "values": np.round(values, 4).tolist(), "seconds": round(seconds, 2),
+            results[sweep] = {"hook": hook, "keys": keys, "values": np.round(values, 4), "seconds": round(seconds, 2),
                               "top_cells": top}
             figures = [{"path": f"{sweep}_roles.png", "caption": f"layer × position role, {hook}"},
                        {"path": f"{sweep}_positions.png", "caption": "layer × position for the largest equal-length group"}]
@@ -204,12 +315,12 @@ def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, swe
                      f"head output patching ({hook}, all positions), n={len(pair_set)}", "head")
             flat = [(f"L{l}H{h}", float(values[l, h])) for l in range(values.shape[0]) for h in range(values.shape[1])]
             top = sorted(flat, key=lambda x: -abs(x[1]) if np.isfinite(x[1]) else 0)[:8]
-            results["heads"] = {"hook": hook, "values": np.round(values, 4).tolist(), "seconds": round(seconds, 2), "top_heads": top}
+            results["heads"] = {"hook": hook, "values": np.round(values, 4), "seconds": round(seconds, 2), "top_heads": top}
             figures = [{"path": "heads.png", "caption": f"layer × head, {hook} patched at every position"}]
             table = {"caption": "strongest heads", "columns": ["head", "value"], "rows": [[a, round(b, 4)] for a, b in top]}
             summary_bits.append("head patching: " + ", ".join(f"{a} {b:.2f}" for a, b in top[:3]))
         sections.append({"heading": f"Activation patching: {sweep}",
-                         "text": f"Clean → corrupted patching on {len(pair_set)} {pairs} pairs (decision = first path step "
+                         "text": f"Clean → corrupted patching on {len(pair_set)} {pairs} pairs (decision = first {sol} step "
                                  f"where the two solutions differ); metric: logit difference clean − corrupted answer at "
                                  f"the decision position, normalised (0 = corrupted, 1 = clean). Hook: {hook}. "
                                  f"{len(res)} equal-length groups, {seconds:.1f} s.",
@@ -220,8 +331,6 @@ def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, swe
         T, idx = max(groups.items(), key=lambda kv: len(kv[1]))
         sub = pair_set.subset(idx)
         clean, corrupt = sub.dense()
-        from searchprobe.intervene.patching import patch_sweep
-
         t0 = time.perf_counter()
         exact = patch_sweep(model, clean, corrupt, sub.clean_answer, sub.corrupt_answer, "resid")
         t_exact = time.perf_counter() - t0
@@ -230,7 +339,7 @@ def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, swe
         t_attr = time.perf_counter() - t0
         corr = correlation(exact.values, approx.values)
         arrays["attribution_resid_map"] = approx.values
-        _heatmap(out / "attribution_resid.png", approx.values, [role_name(r) for r in sub.roles[0, :T]], layer_labels,
+        _heatmap(out / "attribution_resid.png", approx.values, [task.role_name(r) for r in sub.roles[0, :T]], layer_labels,
                  f"attribution patching (resid_pre), r = {corr:.3f} with exact", "position")
         results["attribution"] = {"correlation_with_exact": corr, "seconds_exact": round(t_exact, 3),
                                   "seconds_attribution": round(t_attr, 3), "n_pairs": len(idx), "length": T}
@@ -242,129 +351,98 @@ def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, swe
                          "tables": []})
         summary_bits.append(f"attribution vs exact r = {corr:.2f}")
 
-    if ablate:
-        rows = run.dataset.splits[split].select(range(min(n_ablate, len(run.dataset.splits[split]))))
-        rows = rows.select_columns(["tokens", "solution_start", "path", "connections"])[:]
-        if heads:
-            from searchprobe.intervene.ablation import Ablation
-            from searchprobe.intervene.patching import check_heads, check_layers
-
-            ablations = [Ablation("head", int(l), int(h), m) for m in ablation_methods for l, h in heads]
-        else:
-            ablations = all_ablations(model, ablation_components, ablation_methods)
+    if plan.ablations:
         t0 = time.perf_counter()
-        abl = ablation_sweep(model, adapter, rows, ablations, seed=seed, progress=progress)
+        abl = ablation_sweep(model, task_data, ablation_rows, plan.ablations, seed=seed, progress=progress)
         results["ablation"] = {**abl.to_dict(), "seconds": round(time.perf_counter() - t0, 2)}
-        table = abl.table("exact_path")
-        vtable = {r[0]: r for r in abl.table("valid_steps")}
+        metrics = list(task.primary_metrics[:2])
+        m0 = metrics[0]
+        by_metric = {m: {r[0]: r for r in abl.table(m)} for m in metrics}
+        table = abl.table(m0)
+        n_rows = len(ablation_rows["tokens"])
+        intact = ", ".join(f"{_label(m)} {abl.baseline[m]:.3f}" for m in metrics)
         _bars(out / "ablation.png", [r[0] for r in table], [r[6] for r in table],
-              f"ablation effect on exact path (intact: {abl.baseline['exact_path']:.3f}, n={abl.baseline['n']})",
-              "Δ exact path")
+              f"ablation effect on {_label(m0)} (intact: {abl.baseline[m0]:.3f}, n={n_rows})", f"Δ {_label(m0)}")
+        columns = ["component", "method"] + [c for m in metrics for c in (_label(m), f"Δ {_label(m)}")]
+        rows = [[r[0], r[4]] + [v for m in metrics for v in by_metric[m][r[0]][5:7]] for r in table]
         sections.append({"heading": "Ablations scored by rollouts",
-                         "text": f"Greedy rollouts of {abl.baseline['n']} {split} mazes with one component ablated "
-                                 f"({', '.join(ablation_methods)}). Intact model: exact path {abl.baseline['exact_path']:.3f}, "
-                                 f"valid steps {abl.baseline['valid_steps']:.3f}.",
-                         "figures": [{"path": "ablation.png", "caption": "change of exact-path rate per ablated component"}],
-                         "tables": [{"caption": "ablations (exact path, valid steps)",
-                                     "columns": ["component", "method", "exact path", "Δ exact", "valid steps", "Δ valid"],
-                                     "rows": [[r[0], r[4], r[5], r[6], vtable[r[0]][5], vtable[r[0]][6]] for r in table]}]})
-        worst = sorted(table, key=lambda r: (r[6], vtable[r[0]][6]))[:3]
-        summary_bits.append(f"intact exact path {abl.baseline['exact_path']:.2f}, valid steps {abl.baseline['valid_steps']:.2f}; "
-                            "largest ablation drops (exact, valid): "
-                            + ", ".join(f"{r[0]} {r[6]:+.2f}/{vtable[r[0]][6]:+.2f}" for r in worst))
+                         "text": f"Greedy rollouts of {n_rows} {split} examples with one component ablated "
+                                 f"({', '.join(ablation_methods)}), scored by the {task.name} task's metrics. "
+                                 f"Intact model: {intact}.",
+                         "figures": [{"path": "ablation.png", "caption": f"change of {_label(m0)} per ablated component"}],
+                         "tables": [{"caption": f"ablations ({', '.join(map(_label, metrics))})", "columns": columns,
+                                     "rows": rows}]})
+        worst = sorted(table, key=lambda r: tuple(by_metric[m][r[0]][6] for m in metrics))[:3]
+        summary_bits.append(f"intact {', '.join(f'{_label(m)} {abl.baseline[m]:.2f}' for m in metrics)}; "
+                            f"largest ablation drops ({', '.join(map(_label, metrics))}): "
+                            + ", ".join(f"{r[0]} " + "/".join(f"{by_metric[m][r[0]][6]:+.2f}" for m in metrics)
+                                        for r in worst))
 
     if retarget:
-        tpairs = pair_set if pairs == "target" and len(pair_set) >= n_retarget else \
-            pairs_from_dataset(run.dataset, tokenizer, split=split, kind="target", n=n_retarget, seed=seed + 1)
-        tpairs = tpairs.subset(np.arange(min(n_retarget, len(tpairs))))
-        train = run.dataset.splits["train"]
-        probe_rows = train.select(range(min(n_probe, len(train)))).select_columns(["tokens", "solution_start", "target"])[:]
-        C = int(run.dataset.config["config"]["cols"])
-        probe_prompts = [np.asarray(t[:s], dtype=np.int64) for t, s in zip(probe_rows["tokens"], probe_rows["solution_start"])]
-        probe_targets = np.array([int(r) * C + int(c) for r, c in probe_rows["target"]])
         t0 = time.perf_counter()
-        ret = retarget_fn(model, adapter, tpairs, tokenizer, layers=retarget_layers, probe_prompts=probe_prompts,
-                          probe_targets=probe_targets, run_dir=run_dir, seed=seed)
+        ret = retarget_fn(model, task_data, tpairs, layers=retarget_layers, probe=probe, run_dir=run_dir, seed=seed)
         results["retarget"] = {**ret.to_dict(), "seconds": round(time.perf_counter() - t0, 2)}
         conds = list(ret.new[ret.layers[0]])
         labels = [f"L{l}:{c}" for l in ret.layers for c in conds]
         vals = [ret.new[l][c].rate for l in ret.layers for c in conds]
         errs = np.array([[ret.new[l][c].rate - ret.new[l][c].low, ret.new[l][c].high - ret.new[l][c].rate]
                          for l in ret.layers for c in conds]).T
-        _bars(out / "retarget.png", labels, vals, f"retargeting: rollouts reaching the new target (n={ret.n})",
+        _bars(out / "retarget.png", labels, vals, f"retargeting: rollouts reaching the new goal (n={ret.n})",
               "success rate", errors=errs)
         best = max(ret.layers, key=lambda l: ret.new[l]["patch"].rate)
         b = ret.new[best]
+        goal = task.goal_role()
         sections.append({"heading": "Goal retargeting",
-                         "text": f"Target-token residual (resid_pre of each layer) patched from the same maze with another "
-                                 f"target, or steered along the target probe's class-mean difference ({ret.probe_source}); "
-                                 f"success = the rolled-out path is valid and ends at the new target (Wilson 95% CI). "
-                                 f"Controls: a random direction of equal norm, patching from a maze with the same target "
-                                 f"(another origin), no intervention. Layer 0 patching equals swapping the target token.",
+                         "text": f"Residual stream (resid_pre of each layer) at the {goal!r} token patched from the same "
+                                 f"input with another goal, or steered along the goal probe's class-mean difference "
+                                 f"({ret.probe_source}); success = the rollout reaches the new goal (the {task.name} "
+                                 f"task's criterion; Wilson 95% CI). Controls: a random direction of equal norm, "
+                                 f"patching from an input with the same goal (same_target), no intervention. Layer 0 "
+                                 f"patching equals swapping the goal token.",
                          "figures": [{"path": "retarget.png", "caption": "retargeting success per layer and condition"}],
-                         "tables": [{"caption": "retargeting (rate of reaching the new target; old = still reaches the old one)",
-                                     "columns": ["layer", "condition", "new target", "CI low", "CI high", "old target",
+                         "tables": [{"caption": "retargeting (rate of reaching the new goal; old = still reaches the old one)",
+                                     "columns": ["layer", "condition", "new goal", "CI low", "CI high", "old goal",
                                                  "first step → new", "first step → old"],
                                      "rows": ret.table()}]})
         fb = ret.first_new[best]
-        summary_bits.append(f"retargeting at L{best}: reaches new target, patch {b['patch'].rate:.2f} [{b['patch'].low:.2f}, "
-                            f"{b['patch'].high:.2f}] vs random {b['random'].rate:.2f}, same-target {b['same_target'].rate:.2f}; "
-                            f"first step toward the new target, patch {fb['patch'].rate:.2f} vs random {fb['random'].rate:.2f}, "
-                            f"same-target {fb['same_target'].rate:.2f}, none {fb['none'].rate:.2f}")
+        summary_bits.append(f"retargeting at L{best}: reaches new goal, patch {b['patch'].rate:.2f} [{b['patch'].low:.2f}, "
+                            f"{b['patch'].high:.2f}] vs random {b['random'].rate:.2f}, same-goal {b['same_target'].rate:.2f}; "
+                            f"first step toward the new goal, patch {fb['patch'].rate:.2f} vs random {fb['random'].rate:.2f}, "
+                            f"same-goal {fb['same_target'].rate:.2f}, none {fb['none'].rate:.2f}")
 
     if erase:
-        from searchprobe.intervene.retarget import _target_position
         from searchprobe.intervene.steering import amnesic_rollouts, collect
 
-        train = run.dataset.splits["train"]
-        fit_rows = train.select(range(min(n_probe, len(train)))).select_columns(["tokens", "solution_start", "target"])[:]
-        C = int(run.dataset.config["config"]["cols"])
-        fit_prompts = [np.asarray(t[:k], dtype=np.int64) for t, k in zip(fit_rows["tokens"], fit_rows["solution_start"])]
-        fit_labels = np.array([int(r) * C + int(c) for r, c in fit_rows["target"]])
-        fit_pos = np.array([_target_position(p, tokenizer) for p in fit_prompts])
-        rows = run.dataset.splits[split].select(range(min(n_ablate, len(run.dataset.splits[split]))))
-        rows = rows.select_columns(["tokens", "solution_start", "path", "connections"])[:]
-        layers_e = list(range(L)) if erase_layers is None else list(erase_layers)
+        goal = task.goal_role()
+        layers_e = list(range(L)) if erase_layers is None else [int(x) for x in erase_layers]
         t0 = time.perf_counter()
         amnesic = {}
         for layer in layers_e:
-            x = collect(model, fit_prompts, f"blocks.{layer}.hook_resid_pre", fit_pos)
-            amnesic[layer] = amnesic_rollouts(model, adapter, rows, layer, x, fit_labels,
-                                              lambda p: _target_position(p, tokenizer), seed=seed)
-        results["erasure"] = {"concept": "target cell at the target token", "seconds": round(time.perf_counter() - t0, 2),
+            x = collect(model, probe.prompts, f"blocks.{layer}.hook_resid_pre", probe.positions)
+            amnesic[layer] = amnesic_rollouts(model, task_data, erase_rows, layer, x, probe.classes, erase_at, seed=seed)
+        results["erasure"] = {"concept": f"goal class at the {goal!r} token", "seconds": round(time.perf_counter() - t0, 2),
                               "layers": {str(k): v for k, v in amnesic.items()}}
-        table_rows = [[f"L{layer}", a["rank"], cond, round(a[cond]["exact_path"], 4), round(a[cond]["reaches_target"], 4),
-                       round(a[cond]["valid_steps"], 4)]
+        metrics = list(task.primary_metrics[:3])
+        table_rows = [[f"L{layer}", a["rank"], cond] + [round(a[cond][m], 4) for m in metrics]
                       for layer, a in amnesic.items() for cond in ("intact", "leace", "random_subspace")]
         sections.append({"heading": "Erasure (amnesic probing)",
-                         "text": "The target-cell concept is LEACE-erased from the residual stream at the target token "
+                         "text": f"The goal concept is LEACE-erased from the residual stream at the {goal!r} token "
                                  "(fitted on training prompts), and compared with erasing a random subspace of the same "
                                  "rank; scored by rollouts.",
                          "figures": [],
-                         "tables": [{"caption": "rollouts with the target concept erased",
-                                     "columns": ["layer", "rank", "condition", "exact path", "reaches target", "valid steps"],
+                         "tables": [{"caption": "rollouts with the goal concept erased",
+                                     "columns": ["layer", "rank", "condition", *map(_label, metrics)],
                                      "rows": table_rows}]})
-        first = amnesic[layers_e[0]]
-        summary_bits.append(f"LEACE-erasing the target at L{layers_e[0]}: reaches target {first['leace']['reaches_target']:.2f} "
-                            f"vs random subspace {first['random_subspace']['reaches_target']:.2f} "
-                            f"(intact {first['intact']['reaches_target']:.2f})")
+        first, m0 = amnesic[layers_e[0]], metrics[0]
+        summary_bits.append(f"LEACE-erasing the goal at L{layers_e[0]}: {_label(m0)} {first['leace'][m0]:.2f} "
+                            f"vs random subspace {first['random_subspace'][m0]:.2f} (intact {first['intact'][m0]:.2f})")
 
     results["seconds"] = round(time.perf_counter() - start, 2)
     np.savez_compressed(out / ".maps.tmp.npz", **arrays)
     (out / ".maps.tmp.npz").replace(out / "maps.npz")
-    atomic_write_json(out / "results.json", json.loads(json.dumps(results, default=_jsonable)))
+    atomic_write_json(out / "results.json", results)
     report = {"stage": "patching", "title": "Causal interventions: patching, ablation, retargeting",
               "summary": f"{len(pair_set)} {pairs} pairs. " + "; ".join(summary_bits) + ".",
               "sections": sections}
-    atomic_write_json(out / "report.json", json.loads(json.dumps(report, default=_jsonable)))
+    atomic_write_json(out / "report.json", report)
     return out
-
-
-def _jsonable(x):
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    return str(x)

@@ -17,54 +17,95 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from searchprobe.errors import DataError, InputError
 
 
 def one_hot(labels: np.ndarray, n_classes: int | None = None) -> np.ndarray:
-    labels = np.asarray(labels, dtype=np.int64)
-    k = int(labels.max()) + 1 if n_classes is None else int(n_classes)
-    out = np.zeros((len(labels), k))
-    out[np.arange(len(labels)), labels] = 1.0
+    """One-hot rows (n, k) of integer class ids 0..k-1 (k = `n_classes`, else the largest id + 1)."""
+    labels = np.asarray(labels)
+    ids = labels.astype(np.int64)
+    k = (int(ids.max()) + 1 if ids.size else 0) if n_classes is None else int(n_classes)
+    if ids.size and (ids.min() < 0 or ids.max() >= k or not np.array_equal(ids, labels)):
+        raise InputError(f"one_hot needs integer class ids 0..{k - 1}; got values from {labels.min()} to {labels.max()}")
+    out = np.zeros((len(ids), k))
+    out[np.arange(len(ids)), ids] = 1.0
     return out
 
 
-@dataclass(eq=False)
-class LinearDirections:
-    """A least-squares (ridge) probe ``scores = (x − mean_) @ coef_ + intercept_``.
+def _class_codes(y: np.ndarray, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(classes_, codes): integer labels ≥ 0 are class ids, classes_ = 0..k-1 (k = n_classes or the
+    largest id + 1, so absent classes keep their place); other labels are encoded in sorted order."""
+    y = np.asarray(y)
+    integral = y.dtype.kind in "iub" or (y.dtype.kind == "f" and np.array_equal(y, np.round(y)))
+    if integral and (y.size == 0 or y.min() >= 0):
+        ids = y.astype(np.int64)
+        k = (int(ids.max()) + 1 if ids.size else 0) if n_classes is None else int(n_classes)
+        one_hot(ids, k)  # range check
+        return np.arange(k), ids
+    if n_classes is not None:
+        raise InputError(f"n_classes={n_classes} needs labels that are class ids 0..{n_classes - 1}; "
+                         f"got {np.unique(y)[:5].tolist()}")
+    return np.unique(y, return_inverse=True)
+
+
+class LinearDirections(ClassifierMixin, BaseEstimator):
+    """A least-squares (ridge) probe ``scores = (x − mean_) @ coef_ + intercept_`` on one-hot targets,
+    a scikit-learn classifier.
 
     `coef_` (d, k) columns are the per-class directions; `class_means_` (k, d) the activation
-    means per class (for mean-difference steering).
+    means per class (for mean-difference steering). `ridge` is the L2 strength per row (sklearn's
+    ``Ridge(alpha=ridge * n)``).
+
+    Labels: integer ids ≥ 0 are class ids, ``classes_ = 0..k-1`` with k = `n_classes` or the largest
+    id + 1, so a class absent from y keeps its column (its class mean is `mean_`); other labels
+    (strings, negative numbers) are encoded in sorted order, as sklearn's classifiers do.
+    A probe may also be built by setting `coef_`, `intercept_`, `mean_` and `class_means_` directly
+    (`probe_directions`); `predict` then returns column indices.
     """
 
-    ridge: float = 1e-2
-    coef_: np.ndarray = field(default=None, repr=False)
-    intercept_: np.ndarray = field(default=None, repr=False)
-    mean_: np.ndarray = field(default=None, repr=False)
-    class_means_: np.ndarray = field(default=None, repr=False)
+    def __init__(self, ridge: float = 1e-2, n_classes: int | None = None):
+        self.ridge = ridge
+        self.n_classes = n_classes
 
-    def fit(self, x: np.ndarray, labels: np.ndarray, n_classes: int | None = None) -> "LinearDirections":
-        x = np.asarray(x, dtype=np.float64)
-        y = one_hot(labels, n_classes)
-        self.mean_ = x.mean(0)
-        xc = x - self.mean_
-        d = x.shape[1]
-        gram = xc.T @ xc + self.ridge * len(x) * np.eye(d)
-        self.coef_ = np.linalg.solve(gram, xc.T @ (y - y.mean(0)))
-        self.intercept_ = y.mean(0)
-        counts = y.sum(0)
-        self.class_means_ = (y.T @ x) / np.maximum(counts, 1)[:, None]
+    def fit(self, X, y, n_classes: int | None = None) -> "LinearDirections":
+        """Fit on activations X (n, d) and labels y (n,); `n_classes` (if given) overrides the constructor's."""
+        k = self.n_classes if n_classes is None else n_classes
+        if not (isinstance(self.ridge, (int, float, np.number)) and self.ridge >= 0):
+            raise InputError(f"LinearDirections ridge={self.ridge!r}; allowed: a number ≥ 0")
+        if k is not None and not (isinstance(k, (int, np.integer)) and k >= 1):
+            raise InputError(f"LinearDirections n_classes={k!r}; allowed: a positive integer or None")
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_, codes = _class_codes(y, k)
+        Y = one_hot(codes, len(self.classes_))
+        self.mean_ = X.mean(0)
+        xc = X - self.mean_
+        d = X.shape[1]
+        gram = xc.T @ xc + self.ridge * len(X) * np.eye(d)
+        self.coef_ = np.linalg.solve(gram, xc.T @ (Y - Y.mean(0)))
+        self.intercept_ = Y.mean(0)
+        counts = Y.sum(0)
+        self.class_means_ = (Y.T @ X) / np.maximum(counts, 1)[:, None]
         self.class_means_[counts == 0] = self.mean_
         return self
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return ((np.asarray(x) - self.mean_) @ self.coef_ + self.intercept_).argmax(1)
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        best = ((X - self.mean_) @ self.coef_ + self.intercept_).argmax(1)
+        classes = getattr(self, "classes_", None)
+        return best if classes is None else classes[best]
 
     def subspace(self) -> np.ndarray:
         """Orthonormal basis (rank, d) of the directions' span."""
+        check_is_fitted(self)
         u, s, _ = np.linalg.svd(self.coef_, full_matrices=False)
         rank = int((s > s.max() * 1e-8).sum()) if s.size else 0
         return u[:, :rank].T
@@ -225,31 +266,32 @@ def collect(model, prompts: Sequence[np.ndarray], hook_name: str, position: np.n
     return out
 
 
-def amnesic_rollouts(model, adapter, rows, layer: int, fit_x: np.ndarray, fit_labels: np.ndarray,
-                     position_of: "Callable[[np.ndarray], int]", seed: int = 0) -> dict:
+def amnesic_rollouts(model, data, rows, layer: int, fit_x: np.ndarray, fit_labels: np.ndarray,
+                     positions: Sequence[int], seed: int = 0) -> dict:
     """Amnesic probing: rollout metrics with a concept LEACE-erased at one position and layer
     (``blocks.{layer}.hook_resid_pre``), against erasing a random subspace of the same rank.
 
-    `fit_x` / `fit_labels`: activations at that hook and position and their concept labels (to
-    fit the eraser); `position_of(prompt)` gives the position to erase in each rollout prompt.
+    `data` is a `TaskData` and `rows` its rollout rows (`data.rollout_rows`); metrics are the
+    task's. `fit_x` / `fit_labels`: activations at that hook and position and their concept labels
+    (to fit the eraser); `positions`: the position to erase in each row's prompt (one value for
+    all rows, e.g. `retarget.goal_positions` of the rows' roles).
     """
     from searchprobe.intervene.ablation import rollout_metrics
 
     name = f"blocks.{layer}.hook_resid_pre"
     leace = LeaceEraser().fit(fit_x, fit_labels)
     control = random_subspace_eraser(fit_x, leace.rank_, seed=seed)
-    prompts = [np.asarray(t[:s], dtype=np.int64) for t, s in zip(rows["tokens"], rows["solution_start"])]
-    positions = sorted({position_of(p) for p in prompts})
-    if len(positions) != 1:
-        raise InputError(f"amnesic rollouts need the concept at one position in every prompt, got positions {positions[:5]}")
-    out = {"hook": name, "position": positions[0], "rank": leace.rank_,
-           "intact": rollout_metrics(model, adapter, rows)}
+    at = sorted({int(p) for p in positions})
+    if len(at) != 1:
+        raise InputError(f"amnesic rollouts need the concept at one position in every prompt, got positions {at[:5]}")
+    out = {"hook": name, "position": at[0], "rank": leace.rank_,
+           "intact": rollout_metrics(model, data, rows)}
     for label, eraser in (("leace", leace), ("random_subspace", control)):
-        hook = erasure_hook(eraser, positions)
+        hook = erasure_hook(eraser, at)
 
         def forward(tokens, hook=hook):
             with model.hooks(fwd_hooks=[(name, hook)]):
                 return model(tokens)
 
-        out[label] = rollout_metrics(model, adapter, rows, forward=forward)
+        out[label] = rollout_metrics(model, data, rows, forward=forward)
     return out

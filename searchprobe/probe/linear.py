@@ -25,6 +25,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from searchprobe.errors import InputError
 from searchprobe.probe.features import Standardized
@@ -74,7 +78,7 @@ def _fit_batched(X, y, row_weights, l2, kind: Kind, n_classes: int | None = None
     if kind not in KINDS:
         raise InputError(f"probe kind {kind!r}; allowed: {', '.join(KINDS)}")
     source = X if isinstance(X, Standardized) else Standardized.from_tensor(X)
-    G, n, d = source.G, source.n, source.d
+    G, d = source.G, source.d
     dtype = dtype or (source.Z.dtype if source.Z is not None else torch.float32)
     w = torch.as_tensor(row_weights, dtype=dtype)
     w = w.unsqueeze(0) if w.ndim == 2 else w  # (1 or G, B, n)
@@ -354,13 +358,32 @@ class _Fitted:
     b: np.ndarray
 
 
-class LinearProbe:
-    """A scikit-learn-compatible linear probe backed by the batched torch solver.
+def _is_classification(probe) -> bool:
+    return probe.kind != "ridge"
 
-    kind: "multiclass" (softmax), "binary" (y (n,) or (n, M) of 0/1: one logistic regression per
-    column) or "ridge". C: inverse L2 strength as in sklearn (penalty ``1 / (2 C)`` on ``||w||²``
-    against the summed loss; for ridge, ``alpha = 1 / C`` on the summed squared error).
+
+class LinearProbe(ClassifierMixin, BaseEstimator):
+    """A scikit-learn estimator for linear probes, backed by the batched torch solver.
+
+    kind: "multiclass" (softmax regression over any labels; with exactly two classes, one logistic
+    regression, as sklearn's ``LogisticRegression`` fits), "binary" (y (n,) or (n, M) of 0/1: one
+    logistic regression per column, a multi-label classifier) or "ridge" (least squares, y (n,) or
+    (n, M)). C: inverse L2 strength as in sklearn (penalty ``1 / (2 C)`` on ``||w||²`` against the
+    summed loss; for ridge, ``alpha = 1 / C`` on the summed squared error).
     standardize: fit on z-scored features (coef_ is reported in the raw feature space).
+    max_iter, tol: L-BFGS limits (classification; sklearn's meaning of tol: largest gradient entry).
+
+    One class serves classification and regression: its scikit-learn tags follow `kind`, so
+    ``is_classifier(LinearProbe())`` and ``is_regressor(LinearProbe(kind="ridge"))`` hold and sklearn
+    picks stratified folds, scorers and estimator checks accordingly. Regression probes have no
+    `decision_function` / `predict_proba` and no `classes_`; `score` is accuracy for classification
+    (for multi-label "binary", the mean over outputs) and R² averaged over outputs for ridge.
+    (``isinstance(probe, ClassifierMixin)`` is True for every kind: sklearn ≥ 1.6 reads the tags.)
+
+    Fitted attributes: coef_ (K, d) — (1, d) for a two-class "multiclass" or one-column "binary"
+    probe, (d,) for one-output ridge — intercept_, classes_ (classification), mean_ and scale_
+    (the standardisation), n_features_in_. There is no n_iter_: the batched L-BFGS (`lbfgs.minimize`)
+    does not report iteration counts (sklearn's check_non_transformer_estimators_n_iter fails).
     """
 
     def __init__(self, kind: Kind = "multiclass", C: float = 1.0, standardize: bool = True,
@@ -371,25 +394,47 @@ class LinearProbe:
         self.max_iter = max_iter
         self.tol = tol
 
-    def get_params(self, deep: bool = True) -> dict:
-        return {"kind": self.kind, "C": self.C, "standardize": self.standardize, "max_iter": self.max_iter, "tol": self.tol}
+    def __sklearn_tags__(self):
+        from sklearn.utils import RegressorTags
 
-    def set_params(self, **params) -> "LinearProbe":
-        for k, v in params.items():
-            setattr(self, k, v)
-        return self
+        tags = super().__sklearn_tags__()
+        if self.kind == "ridge":
+            tags.estimator_type = "regressor"
+            tags.classifier_tags = None
+            tags.regressor_tags = RegressorTags()
+            tags.target_tags.multi_output = True
+        elif self.kind == "binary":
+            tags.target_tags.multi_output = True
+            tags.classifier_tags.multi_class = False
+            tags.classifier_tags.multi_label = True
+        return tags
 
-    def __repr__(self) -> str:
-        return f"LinearProbe(kind={self.kind!r}, C={self.C!r}, standardize={self.standardize!r})"
+    def _check_params(self) -> None:
+        if self.kind not in KINDS:
+            raise InputError(f"LinearProbe kind {self.kind!r}; allowed: {', '.join(KINDS)}")
+        if not (isinstance(self.C, (int, float, np.number)) and self.C > 0 and np.isfinite(self.C)):
+            raise InputError(f"LinearProbe C={self.C!r}; allowed: a positive number")
+        if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
+            raise InputError(f"LinearProbe max_iter={self.max_iter!r}; allowed: a positive integer")
+        if not (isinstance(self.tol, (int, float, np.number)) and self.tol >= 0):
+            raise InputError(f"LinearProbe tol={self.tol!r}; allowed: a number ≥ 0")
 
     def fit(self, X, y) -> "LinearProbe":
         import torch
 
-        if self.kind not in KINDS:
-            raise InputError(f"LinearProbe kind {self.kind!r}; allowed: {', '.join(KINDS)}")
-        if not self.C > 0:
-            raise InputError(f"LinearProbe C={self.C!r}; allowed: a positive number")
-        X = np.asarray(X, dtype=np.float64)
+        self._check_params()
+        if self.kind == "multiclass":
+            X, y = validate_data(self, X, y, dtype=np.float64)
+            check_classification_targets(y)
+        elif self.kind == "binary":
+            X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True)
+            check_classification_targets(y)
+            if not np.isin(y, (0, 1)).all():
+                raise InputError("LinearProbe(kind='binary'): Only binary classification is supported, one 0/1 "
+                                 f"column per output; y holds {np.unique(y)[:5].tolist()}. For other labels use "
+                                 "kind='multiclass'")
+        else:
+            X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True)
         n = len(X)
         if self.standardize:
             self.mean_ = X.mean(axis=0)
@@ -398,20 +443,22 @@ class LinearProbe:
         else:
             self.mean_, self.scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
         Z = torch.as_tensor((X - self.mean_) / self.scale_)[None]
-        y = np.asarray(y)
         self._single_output = y.ndim == 1
+        l2 = [1.0 / (self.C * n)]
+        solve = {"max_iter": self.max_iter, "tol": self.tol, "dtype": torch.float64}
         if self.kind == "multiclass":
             self.classes_, codes = np.unique(y, return_inverse=True)
-            W, b = fit_batched(Z, codes[None], np.ones((1, n)), [1.0 / (self.C * n)], "multiclass",
-                               n_classes=len(self.classes_), max_iter=self.max_iter, tol=self.tol, dtype=torch.float64)
+            if len(self.classes_) == 2:  # one logistic regression, as LogisticRegression fits
+                W, b = fit_batched(Z, codes.reshape(1, n, 1), np.ones((1, n)), l2, "binary", **solve)
+            else:
+                W, b = fit_batched(Z, codes[None], np.ones((1, n)), l2, "multiclass",
+                                   n_classes=len(self.classes_), **solve)
         elif self.kind == "binary":
-            Y = y.reshape(n, -1).astype(np.int64)
             self.classes_ = np.array([0, 1])
-            W, b = fit_batched(Z, Y[None], np.ones((1, n)), [1.0 / (self.C * n)], "binary",
-                               max_iter=self.max_iter, tol=self.tol, dtype=torch.float64)
+            W, b = fit_batched(Z, y.reshape(1, n, -1).astype(np.int64), np.ones((1, n)), l2, "binary", **solve)
         else:
-            Y = y.reshape(n, -1).astype(np.float64)
-            W, b = fit_batched(Z, Y[None], np.ones((1, n)), [1.0 / (self.C * n)], "ridge", dtype=torch.float64)
+            W, b = fit_batched(Z, y.reshape(1, n, -1).astype(np.float64), np.ones((1, n)), l2, "ridge",
+                               dtype=torch.float64)
         W, b = W[0, 0].numpy(), b[0, 0].numpy()  # (d, K), (K,)
         self.coef_ = (W / self.scale_[:, None]).T
         self.intercept_ = b - self.coef_ @ self.mean_
@@ -419,39 +466,56 @@ class LinearProbe:
             self.coef_, self.intercept_ = self.coef_[0], self.intercept_[0]
         return self
 
-    def decision_function(self, X) -> np.ndarray:
-        out = np.asarray(X, dtype=np.float64) @ np.atleast_2d(self.coef_).T + self.intercept_
-        return out[:, 0] if (self.kind == "binary" and self._single_output) else out
+    def _scores(self, X) -> np.ndarray:
+        """Logits / outputs (n, K) on raw features, after the fitted-state and input checks."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return X @ np.atleast_2d(self.coef_).T + self.intercept_
 
+    def _one_column(self) -> bool:
+        """Whether the probe is one logistic regression (decision_function gives (n,))."""
+        return len(self.classes_) == 2 if self.kind == "multiclass" else self._single_output
+
+    @available_if(_is_classification)
+    def decision_function(self, X) -> np.ndarray:
+        """Logits: (n,) for one logistic regression (the positive class's log-odds), else (n, K)."""
+        scores = self._scores(X)
+        return scores[:, 0] if self._one_column() else scores
+
+    @available_if(_is_classification)
     def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (n, n_classes); for multi-label "binary", P(1) per output (n, M)."""
         scores = self.decision_function(X)
-        if self.kind == "multiclass":
+        if self.kind == "multiclass" and not self._one_column():
             scores = scores - scores.max(axis=1, keepdims=True)
             p = np.exp(scores)
             return p / p.sum(axis=1, keepdims=True)
-        if self.kind == "binary":
-            p1 = 1.0 / (1.0 + np.exp(-scores))
-            return np.stack([1 - p1, p1], axis=-1) if self._single_output else p1
-        raise InputError("predict_proba needs a classification probe (kind multiclass or binary)")
+        p1 = 1.0 / (1.0 + np.exp(-scores))
+        return np.stack([1 - p1, p1], axis=-1) if self._one_column() else p1
 
     def predict(self, X) -> np.ndarray:
+        if self.kind == "ridge":
+            scores = self._scores(X)
+            return scores.ravel() if self._single_output else scores
         scores = self.decision_function(X)
         if self.kind == "multiclass":
-            return self.classes_[scores.argmax(axis=1)]
-        if self.kind == "binary":
-            return (scores > 0).astype(np.int64)
-        return scores.ravel() if self._single_output else scores
+            return self.classes_[(scores > 0).astype(np.int64) if self._one_column() else scores.argmax(axis=1)]
+        return (scores > 0).astype(np.int64)
 
-    def score(self, X, y) -> float:
-        """Accuracy (classification, mean over columns) or R² (ridge, averaged over outputs)."""
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy (classification; for multi-label, the mean over outputs too) or R² (ridge,
+        averaged over outputs; an output with no variance counts its residual against a variance of 1)."""
         pred = self.predict(X)
         y = np.asarray(y)
         if self.kind == "ridge":
             y2, p2 = y.reshape(len(y), -1), pred.reshape(len(y), -1)
-            ss_res = ((y2 - p2) ** 2).sum(axis=0)
-            ss_tot = ((y2 - y2.mean(axis=0)) ** 2).sum(axis=0)
+            w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+            mean = np.average(y2, axis=0, weights=w)
+            ss_res = (w[:, None] * (y2 - p2) ** 2).sum(axis=0)
+            ss_tot = (w[:, None] * (y2 - mean) ** 2).sum(axis=0)
             return float(np.mean(1 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)))
-        return float((pred == y.reshape(pred.shape)).mean())
+        hits = (pred == y.reshape(pred.shape)).reshape(len(pred), -1).mean(axis=1)
+        return float(np.average(hits, weights=sample_weight))
 
 
 def sklearn_reference(X: np.ndarray, y: np.ndarray, kind: Kind, C: float = 1.0, max_iter: int = 1000):

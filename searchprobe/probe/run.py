@@ -24,21 +24,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from searchprobe.acts import (StorePlan, default_hooks, default_roles, extract_activations, find_positions,
-                              hook_layer, hook_names_for, model_fingerprint, random_fingerprint, role_codes)
-from searchprobe.errors import DataError, InputError
+from searchprobe.acts import (StorePlan, default_hooks, extract_activations, find_positions, hook_layer, hook_names_for,
+                              model_fingerprint, random_fingerprint)
+from searchprobe.errors import InputError
 from searchprobe.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from searchprobe.probe.features import Features
 from searchprobe.probe.firehose import L2_GRID, ProbeSplit, fit_label
-from searchprobe.probe.labels import (LabelSpec, bigram_types, chess_label_specs, chess_store_labels, control_targets,
-                                     label_targets, maze_label_specs, maze_store_labels)
+from searchprobe.probe.labels import LabelSpec, bigram_types, control_targets, label_targets
 
 COLUMNS = ("hook", "layer", "role", "label", "family", "kind", "metric", "value", "ci_low", "ci_high", "control",
            "control_types", "selectivity", "random_model", "majority", "n", "l2")
-DEFAULT_LABELS = ("target_cell", "next_cell", "ahead_2", "ahead_3", "on_path", "walls_current", "dead_end",
-                  "connectivity", "expanded_bfs", "dist_to_target")
-CHESS_DEFAULT_LABELS = ("opp_king", "mating_square", "first_to", "ply_3_to", "opp_attacks", "king_escapes",
-                        "occupied", "mine", "search_focus_to")
 
 
 def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hooks: Sequence[str] | None = None,
@@ -65,11 +60,8 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
     run_dir = Path(run_dir)
     t0 = time.perf_counter()
     run = load_run(run_dir, data)
-    if run.dataset is None:
-        raise DataError(f"the dataset of run {run_dir} is gone; pass data=DIR (--data)")
-    task = run.config.get("task")
-    if task not in ("maze", "chess"):
-        raise DataError(f"run {run_dir} has task {task!r}; label families are wired for: maze, chess")
+    task_data = run.data
+    task = task_data.task
     model_cfg = from_dict(ModelConfig, run.config["model"], f"{run_dir}/config.json [model]")
     valid_hooks = hook_names_for(model_cfg.n_layers, model_cfg.attn_only)
     hooks = list(hooks) if hooks else default_hooks(model_cfg.n_layers)
@@ -77,26 +69,14 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
         if h not in valid_hooks:
             raise InputError(f"hook {h!r} does not exist in this {model_cfg.n_layers}-layer model; valid: {', '.join(valid_hooks)}")
     explicit_roles = positions is not None
-    layout = (run.dataset.config.get("tokenizer") or {}).get("layout", "aotp")
-    roles = list(positions) if positions else list(default_roles(task, layout))
-    codes = role_codes(task, roles)
-    if split not in run.dataset.splits:
-        raise DataError(f"dataset {run.dataset.path} has no split {split!r}; it has {', '.join(run.dataset.splits)}")
-    n = min(max_examples, len(run.dataset.splits[split]))
+    roles = list(positions) if positions else list(task.default_roles(run.dataset.config))
+    codes = [task.role_code(r) for r in roles]
+    n = min(max_examples, len(task_data.split(split)))
     if n < 10:
         raise InputError(f"max_examples={max_examples} gives {n} examples; allowed: at least 10")
-    if task == "maze":
-        task_cfg = run.dataset.config["config"]
-        n_cells = int(task_cfg["rows"]) * int(task_cfg["cols"])
-        specs_all = maze_label_specs(n_cells, k_ahead, tuple(task_cfg.get("traces", ("bfs", "astar"))))
-        default_labels = DEFAULT_LABELS
-    else:
-        pv = run.dataset.splits[split].select(range(n)).select_columns(["pv"])[:]["pv"]
-        max_plies = max(len(line) for line in pv)
-        specs_all = chess_label_specs(max_plies)
-        default_labels = CHESS_DEFAULT_LABELS
-    by_name = {s.name: s for s in specs_all}
-    wanted = list(labels) if labels else [l for l in default_labels if l in by_name]
+    label_set = task.label_set(run.dataset, split, n, roles, k_ahead=k_ahead)
+    by_name = label_set.by_name()
+    wanted = list(labels) if labels else [l for l in label_set.defaults if l in by_name]
     for name in wanted:
         if name not in by_name:
             raise InputError(f"unknown label {name!r}; allowed: {', '.join(by_name)}")
@@ -111,28 +91,19 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
         if absent and explicit_roles and not allow_missing:
             raise InputError(f"position role {role!r} is absent from {absent} of {n} sequences of split {split!r}; "
                              f"pass --allow-missing to probe only the sequences that have it")
-    if task == "maze":
-        max_steps = max([int(r[5:]) + 1 for r in roles if r.startswith("path:")] + [1])
-
-        def label_fn(rows):
-            return maze_store_labels(rows, n_cells, k_ahead, max_steps)
-    else:
-        def label_fn(rows):
-            return chess_store_labels(rows, max_plies)
-
     plan = StorePlan(tuple(hooks), tuple(roles), split, n, dtype, shard_size=1024,
                      dataset_fingerprint=run.dataset.fingerprint)
     acts_dir = run_dir / "acts"
     fp = model_fingerprint(run_dir)
-    trained = extract_activations(run.model, run.dataset, task, plan, acts_dir / f"trained-{plan.key()}", fp,
-                                  label_fn=label_fn, overwrite=overwrite, progress=progress)
+    trained = extract_activations(run.model, task_data, plan, acts_dir / f"trained-{plan.key()}", fp,
+                                  label_fn=label_set.arrays, overwrite=overwrite, progress=progress)
     random_cfg = dataclasses.replace(model_cfg, init_seed=random_init_seed)
     random_model = build_model(random_cfg)
     random_model.eval()
-    random_store = extract_activations(random_model, run.dataset, task, plan,
+    random_store = extract_activations(random_model, task_data, plan,
                                        acts_dir / f"random{random_init_seed}-{plan.key()}",
                                        random_fingerprint(run.config["model"], random_init_seed),
-                                       label_fn=label_fn, overwrite=overwrite, progress=progress)
+                                       label_fn=label_set.arrays, overwrite=overwrite, progress=progress)
     probe_split = ProbeSplit.by_example(n, folds=cv_folds, seed=seed)
     positions_arr = trained.positions
     control_types = _control_types(run.dataset.splits[split].select(range(n)), positions_arr, trained.tokens)
@@ -150,13 +121,14 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
         stored = trained.label(spec.stored)
         applicable = []
         for h, r in pairs:
-            y = label_targets(spec, stored, roles[r])
+            y = label_targets(spec, stored, task.step_of_role(roles[r]))
             if y is None:
                 continue
             y = _mask_rows(y, positions_arr[:, r] >= 0, spec)
             applicable.append((h, r, y))
         if not applicable:
-            raise InputError(f"label {spec.name!r} applies to none of the roles {roles} (per-step labels need roles 'path:k')")
+            raise InputError(f"label {spec.name!r} applies to none of the roles {roles} (per-step labels need the "
+                             f"task's solution-step roles)")
         _check_not_constant(spec, [a[2] for a in applicable], probe_split, roles)
         d_max = max(widths[h] for h, _, _ in applicable)
         K = spec.n_classes or applicable[0][2].shape[-1]

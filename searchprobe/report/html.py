@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from searchprobe.errors import DataError
+from searchprobe.errors import DataError, SearchprobeError
 from searchprobe.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from searchprobe.report import plots
+from searchprobe.tasks.base import task_of
 
 #: analysis stages rendered from <run_dir>/<stage>/report.json, in this order.
 STAGES: tuple[str, ...] = ("lens", "probes", "patching")
@@ -127,33 +128,13 @@ def _dataset_section(run_dir: Path, config: dict[str, Any], n_examples: int) -> 
     task_cfg = stored.config.get("config", {})
     rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in task_cfg.items()]
     text = f"{stored.config.get('name')}: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + " examples."
-    figures: list[tuple[bytes, str]] = []
     split = "test" if "test" in stored.splits else next(iter(stored.splits))
-    ds = stored.splits[split]
-    n = min(n_examples, len(ds))
-    if config.get("task") == "maze" and n:
-        from searchprobe.tasks.maze.pictures import render_maze
-
-        for i in range(n):
-            maze = _maze_row(ds[i])
-            figures.append((render_maze(maze, title=f"#{i}", cell_px=40),
-                            f"{split} example {i}: shortest path of {len(maze.path)} cells"))
-    elif config.get("task") == "chess" and n:
-        from searchprobe.tasks.chess.pictures import board_png
-
-        for i in range(n):
-            row = ds[i]
-            figures.append((board_png(row["fen"], pv=row.get("pv"), size_inches=3.0), f"{split} example {i}: {row['fen']}"))
+    try:
+        figures = task_of(stored.config, f"{ds_path}/config.json").pictures(stored, split, n_examples)
+    except SearchprobeError as exc:  # an unknown task still gets the rest of its report
+        return None, f"dataset ({ds_path}) — {exc}"
     return Section("Dataset", text, figures, [{"caption": "task config", "columns": ["key", "value"], "rows": rows}],
                    grid=True, anchor="dataset"), ""
-
-
-def _maze_row(row: dict[str, Any]):
-    from searchprobe.tasks.maze.types import Maze
-
-    conn = np.asarray(row["connections"], dtype=bool)
-    return Maze(conn.shape[1], conn.shape[2], conn, tuple(int(x) for x in row["origin"]),
-                tuple(int(x) for x in row["target"]), np.asarray(row["path"], dtype=int).reshape(-1, 2))
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -1,25 +1,36 @@
-"""The lens stage's outputs: summary.json, PNG curves / heat maps / belief maps, and report.json."""
+"""The lens stage's outputs: summary.json, PNG curves / heat maps / belief pictures, and report.json.
+
+Task-neutral: the candidate-solution section appears when the summary has candidate masses (a task's
+`LensContext` view), the belief section when the task drew `LensPictures`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from searchprobe.io import atomic_write_bytes, atomic_write_json
 from searchprobe.report import plots
 
+if TYPE_CHECKING:  # pragma: no cover
+    from searchprobe.tasks.base import LensPictures
+
 
 def _fmt(values, digits: int = 3) -> list:
     return [None if v is None or not np.isfinite(v) else round(float(v), digits) for v in values]
 
 
-def write_lens_outputs(out: Path, summary: dict[str, Any], readout, maze=None) -> Path:
-    """Write every lens artefact into `out` (atomic files) and the report-contract report.json."""
+def write_lens_outputs(out: Path, summary: dict[str, Any], beliefs: "LensPictures | None" = None) -> Path:
+    """Write every lens artefact into `out` (atomic files) and the report-contract report.json.
+
+    `summary` is `searchprobe.lens.summary.summarize`'s (plus the stage's keys); `beliefs` are the
+    task's pictures of one example's per-layer beliefs (`LensContext.belief_pictures`).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "summary.json", _json_safe(summary))
+    atomic_write_json(out / "summary.json", summary)
     labels = summary["labels"]
     x = list(range(len(labels)))
     lenses = [name for name in ("logit", "tuned") if name in summary]
@@ -29,7 +40,7 @@ def write_lens_outputs(out: Path, summary: dict[str, Any], readout, maze=None) -
         atomic_write_bytes(out / name, png)
         return name
 
-    # 1. curves at path positions, logit vs tuned
+    # 1. curves over all solution predictions, logit vs tuned
     figs = []
     for stat, ylabel, title in (("top1_acc", "top-1 accuracy", "Top-1 accuracy of the correct next token"),
                                 ("kl_to_final", "KL(final ‖ layer), nats", "KL to the final layer"),
@@ -67,7 +78,7 @@ def write_lens_outputs(out: Path, summary: dict[str, Any], readout, maze=None) -
                 "caption": f"{lens} lens {label}; rows = lens layer, columns = role of the predicting token "
                            f"(counts: {', '.join(f'{r}={c}' for r, c in zip(roles, summary['role_counts']))})."})
     sections.append({"heading": "Layer × position role", "text": "Each cell averages the predictions made at "
-                     "tokens of that role (path:k predicts step k+1; path_start predicts the origin).",
+                     "tokens of that role (each token predicts the next solution token).",
                      "figures": figs, "tables": []})
 
     # 3. emergence
@@ -87,71 +98,38 @@ def write_lens_outputs(out: Path, summary: dict[str, Any], readout, maze=None) -
                      f"{summary['logit']['emergence']['per_prediction_mean']:.2f} of {len(labels) - 1}.",
                      "figures": figs, "tables": [{"caption": "Emergence layer counts", "columns": em_cols, "rows": rows}]})
 
-    # 4. candidate-solution view (mazes)
+    # 4. candidate-solution view (tasks with a LensContext that names legal next tokens)
     if np.isfinite(np.asarray(logit_o["legal_mass"], dtype=float)).any():
+        meaning = summary.get("candidate_view") or "legal = the task's legal next tokens; toward = the correct one"
         figs = []
         for lens in lenses:
             o = summary[lens]["overall"]
-            layers = {"toward target (true next cell)": o["toward_mass"], "legal, away from target": o["away_mass"],
-                      "illegal cells": o["illegal_mass"]}
+            layers = {"toward (the correct next token)": o["toward_mass"], "legal, away": o["away_mass"],
+                      "illegal candidates": o["illegal_mass"]}
             layers["other tokens"] = list(1 - np.nansum([np.asarray(v, dtype=float) for v in layers.values()], 0))
             figs.append({"path": save(f"candidates_{lens}.png", plots.stacked_area(
-                x, layers, title=f"{lens} lens: where the next-cell mass goes", xlabel="lens layer",
+                x, layers, title=f"{lens} lens: where the next-token mass goes", xlabel="lens layer",
                 ylabel="probability mass", xticklabels=labels)),
-                "caption": "Legal = open neighbours of the current cell; toward = the neighbour on the true path."})
+                "caption": meaning[:1].upper() + meaning[1:] + "."})
         rows = [[label] + _fmt([logit_o["legal_mass"][s], logit_o["illegal_mass"][s], logit_o["toward_mass"][s],
                                 logit_o["away_mass"][s]]) for s, label in enumerate(labels)]
-        sections.append({"heading": "Candidate solutions", "text": "At each path step, how much of each layer's "
-                         "readout goes to legal next cells vs illegal ones, and toward the target vs away.",
+        sections.append({"heading": "Candidate solutions", "text": "At each solution step, how much of each "
+                         "layer's readout goes to legal next tokens vs illegal candidates, and toward the correct "
+                         f"token vs away ({meaning}).",
                          "figures": figs, "tables": [{"caption": "Logit lens mass by layer", "columns":
                                                       ["layer", "legal", "illegal", "toward", "away"], "rows": rows}]})
 
-    # 5. beliefs drawn on the maze
-    if maze is not None and readout.beliefs:
-        sections.append(_belief_section(out, readout.beliefs, maze, save))
+    # 5. beliefs drawn by the task
+    if beliefs is not None and beliefs.figures:
+        figs = [{"path": save(f"belief_{lens}_{s:02d}.png", png), "caption": caption}
+                for lens, pictures in beliefs.figures.items() for s, (png, caption) in enumerate(pictures)]
+        sections.append({"heading": beliefs.heading, "text": beliefs.text, "figures": figs, "tables": [],
+                         "layout": "grid"})
 
     key = _key_numbers(summary)
     report = {"stage": "lens", "title": "Logit lens and tuned lens", "summary": key, "sections": sections}
-    atomic_write_json(out / "report.json", _json_safe(report))
+    atomic_write_json(out / "report.json", report)
     return out
-
-
-def _belief_section(out: Path, beliefs: dict, maze, save) -> dict[str, Any]:
-    from searchprobe.tasks.maze.pictures import render_maze
-
-    labels = beliefs["labels"]
-    step = decision_step(maze)
-    figs = []
-    for lens in ("logit", "tuned"):
-        if lens not in beliefs:
-            continue
-        for s, label in enumerate(labels):
-            heat = beliefs[lens][s, step]
-            png = render_maze(maze, heat=heat, title=f"{lens}: {label}", vmin=0.0, vmax=1.0, cell_px=40,
-                              heat_label="p(next = cell)")
-            figs.append({"path": save(f"belief_{lens}_{s:02d}.png", png), "caption": f"{lens} {label}"})
-    return {"heading": "Per-layer beliefs on the maze",
-            "text": f"Example {beliefs['example']}: the distribution over the next cell when the model stands on "
-                    f"path cell {step - 1} {tuple(int(x) for x in maze.path[step - 1])} (a junction where possible) and "
-                    f"must name path cell {step} {tuple(int(x) for x in maze.path[step])}, drawn on the maze at every "
-                    "lens layer. Green = origin, red = target, blue = true path.",
-            "figures": figs, "tables": [], "layout": "grid"}
-
-
-def decision_step(maze) -> int:
-    """The path step j ≥ 1 whose current cell path[j-1] has the most open passages (earliest on ties)."""
-    conn = np.asarray(maze.connections, dtype=bool)
-    R, C = conn.shape[1:]
-
-    def degree(r: int, c: int) -> int:
-        return int((r + 1 < R and conn[0, r, c]) + (r > 0 and conn[0, r - 1, c])
-                   + (c + 1 < C and conn[1, r, c]) + (c > 0 and conn[1, r, c - 1]))
-
-    path = np.asarray(maze.path, dtype=int)
-    if len(path) < 2:
-        return 0
-    degrees = [degree(*path[j - 1]) for j in range(1, len(path))]
-    return 1 + int(np.argmax(degrees))
 
 
 def _share(counts) -> list[float]:
@@ -161,9 +139,9 @@ def _share(counts) -> list[float]:
 
 def _key_numbers(summary: dict[str, Any]) -> str:
     labels = summary["labels"]
-    logit = summary["logit"]["path_positions"]
+    logit = summary["logit"]["solution_positions"]
     parts = [f"Logit lens over {summary['n_predictions']} solution predictions ({summary['n_examples']} examples). "
-             "Top-1 at path positions by layer: " + ", ".join(f"{l} {v:.2f}" for l, v in zip(labels, logit["top1_acc"])) + "."]
+             "Top-1 at solution positions by layer: " + ", ".join(f"{l} {v:.2f}" for l, v in zip(labels, logit["top1_acc"])) + "."]
     parts.append("Mean emergence layer index: {:.2f}.".format(summary["logit"]["emergence"]["per_prediction_mean"]))
     if "tuned" in summary:
         tk = summary["tuned"]["overall"]["kl_to_final"]
@@ -171,17 +149,3 @@ def _key_numbers(summary: dict[str, Any]) -> str:
         parts.append("KL to final (logit → tuned): " + ", ".join(
             f"{l} {a:.2f}→{b:.2f}" for l, a, b in zip(labels[:-1], lk[:-1], tk[:-1])) + ".")
     return " ".join(parts)
-
-
-def _json_safe(obj):
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return None if not np.isfinite(obj) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
-    return obj

@@ -407,7 +407,7 @@ def merge(shard_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, ov
     Shards must share a fingerprint and cover shard indices 0..N-1 exactly once. Rows are
     streamed in shard order and deduplicated across shards (first occurrence wins), so the result
     has the same rows in the same order as generating everything at once. The card is `card`,
-    else the task's ``searchprobe.tasks.<task>.dataset.dataset_card(meta)`` if it has one.
+    else the dataset's task's `Task.dataset_card`.
     """
     import pyarrow as pa
 
@@ -451,17 +451,20 @@ def merge(shard_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, ov
         meta = {k: v for k, v in first.items() if k not in
                 ("store_format", "fingerprint", "counts", "rows_generated", "duplicates_dropped", "splits", "shard")}
         generated = sum(m.get("rows_generated", 0) for _, m in metas)
-        writer.finish(config=meta, vocab=vocab, card=card or _task_card(str(first.get("task", ""))),
+        writer.finish(config=meta, vocab=vocab, card=card or _task_card(first, Path(shard_dirs[0])),
                       rows_generated=generated)
     return Path(out)
 
 
-def _task_card(task: str) -> Callable[[dict], str] | str:
-    import importlib
+def _task_card(meta: Mapping[str, Any], where: Path) -> Callable[[dict], str] | str:
+    """The dataset card of the task that wrote a dataset (its `Task.dataset_card`); the store's
+    generic card when that task is not installed here (merging needs nothing else from it)."""
+    from searchprobe.errors import ConfigError
+    from searchprobe.tasks.base import task_of
 
     try:
-        return importlib.import_module(f"searchprobe.tasks.{task}.dataset").dataset_card
-    except (ImportError, AttributeError):
+        return task_of(meta, f"{where}/config.json").dataset_card
+    except ConfigError:
         return ""
 
 

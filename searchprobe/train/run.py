@@ -12,16 +12,18 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from searchprobe import __version__
 from searchprobe.config import from_dict, load_toml, to_dict
-from searchprobe.errors import ConfigError, DataError, FingerprintMismatch
+from searchprobe.errors import ConfigError, DataError, FingerprintMismatch, InputError
 from searchprobe.io import atomic_write_json
+from searchprobe.tasks.base import Task, get_task, task_of
 from searchprobe.train.loop import TrainConfig
 from searchprobe.train.model import ModelConfig, preset
+from searchprobe.train.task_data import TaskData
 
 RUN_FORMAT = "searchprobe-run/1"
 
@@ -53,169 +55,6 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     return from_dict(ExperimentConfig, data, str(path))
 
 
-# --- tasks -------------------------------------------------------------------------------------
-class TaskAdapter:
-    """What training and evaluation need to know about a task's dataset."""
-
-    def __init__(self, stored):
-        self.stored = stored
-        self.vocab: list[str] = list(stored.vocab) if isinstance(stored.vocab, list) else list(stored.vocab["tokens"])
-        self.pad_id = self.vocab.index(self.pad_token)
-
-    pad_token = "<PADDING>"
-    stop_token = "<PATH_END>"
-
-    @property
-    def stop_id(self) -> int:
-        return self.vocab.index(self.stop_token)
-
-    def token_data(self, split: str, limit: int | None = None):
-        from searchprobe.train.data import TokenData
-
-        ds = self._split(split)
-        if limit is not None:
-            ds = ds.select(range(min(limit, len(ds))))
-        table = ds.select_columns(["tokens", *self._start_columns(ds)]).with_format("arrow")[:]
-        tokens = table.column("tokens").combine_chunks()
-        starts = self.generation_start({name: table.column(name).to_numpy() for name in self._start_columns(ds)})
-        return TokenData.from_flat(tokens.values.to_numpy(), tokens.offsets.to_numpy(), starts, self.pad_id)
-
-    @staticmethod
-    def _start_columns(ds) -> list[str]:
-        return ["solution_start"] + (["trace_start"] if "trace_start" in ds.column_names else [])
-
-    @staticmethod
-    def generation_start(columns) -> np.ndarray:
-        """Where the model's own output begins: the search trace when the tokens have one (the
-        model must write it), else the solution."""
-        start = np.asarray(columns["solution_start"])
-        if "trace_start" in columns:
-            trace = np.asarray(columns["trace_start"])
-            start = np.where(trace >= 0, trace, start)
-        return start
-
-    def _split(self, split: str):
-        if split not in self.stored.splits:
-            raise DataError(f"dataset {self.stored.path} has no split {split!r}; it has {', '.join(self.stored.splits)}")
-        if len(self.stored.splits[split]) == 0:
-            raise DataError(f"split {split!r} of {self.stored.path} is empty")
-        return self.stored.splits[split]
-
-    def evaluate(self, model, split: str, limit: int, seed: int = 0) -> dict[str, float]:
-        raise NotImplementedError
-
-
-class MazeAdapter(TaskAdapter):
-    pad_token = "<PADDING>"
-    stop_token = "<PATH_END>"
-
-    def tokenizer(self):
-        from searchprobe.tasks.maze.tokens import MazeTokenizer
-
-        tok = self.stored.config["tokenizer"]
-        return MazeTokenizer(tok["max_grid"], trace_format=tok.get("trace_format"), layout=tok.get("layout", "aotp"))
-
-    def evaluate(self, model, split: str, limit: int, seed: int = 0) -> dict[str, float]:
-        from searchprobe.train.rollout import greedy_rollout, maze_path_metrics, random_walk_paths
-
-        ds = self._split(split)
-        ds = ds.select(range(min(limit, len(ds))))
-        cols = ds.select_columns(["tokens", "connections", "path", *self._start_columns(ds)]).with_format("numpy")[:]
-        starts = self.generation_start(cols)
-        prompts = [np.asarray(t[:s], dtype=np.int64) for t, s in zip(cols["tokens"], starts)]
-        cfg = self.stored.config["config"]
-        # room for the longest true output and a path through every cell (rollouts also stop at n_ctx)
-        longest = max(len(t) - int(s) for t, s in zip(cols["tokens"], starts))
-        max_new = max(longest, 0) + int(cfg["rows"]) * int(cfg["cols"]) + 1
-        generated = greedy_rollout(model, prompts, max_new=max_new, stop_id=self.stop_id)
-        cells, ok = self.decode_paths(generated)
-        paths = [np.stack(p) for p in cols["path"]]
-        conns = np.stack([np.stack([np.stack(r) for r in c]) for c in cols["connections"]]).astype(bool)
-        model_metrics = maze_path_metrics(cells, ok, paths, conns).to_dict()
-        walks = random_walk_paths(paths, conns, seed)
-        baseline = maze_path_metrics(walks, [True] * len(walks), paths, conns).to_dict()
-        return {**model_metrics, **{f"random_walk/{k}": v for k, v in baseline.items() if k != "n"}}
-
-    def decode_paths(self, generated: list[np.ndarray]) -> tuple[list[list[tuple[int, int]]], list[bool]]:
-        """Generated ids → lists of (row, col); well-formed iff only cells then <PATH_END> (after
-        the last <PATH_START>, when the model wrote a trace first)."""
-        cells_of = {i: _parse_cell(t) for i, t in enumerate(self.vocab) if _parse_cell(t) is not None}
-        out, ok = [], []
-        path_start = self.vocab.index("<PATH_START>")
-        for gen in generated:
-            ids = gen.tolist()
-            if path_start in ids:  # the model wrote a search trace first: its path follows <PATH_START>
-                ids = ids[len(ids) - ids[::-1].index(path_start):]
-            ended = bool(ids) and ids[-1] == self.stop_id
-            body = ids[:-1] if ended else ids
-            cells = [cells_of[i] for i in body if i in cells_of]
-            out.append(cells)
-            ok.append(ended and len(cells) == len(body))
-        return out, ok
-
-
-def _parse_cell(token: str) -> tuple[int, int] | None:
-    if token.startswith("(") and token.endswith(")") and "," in token:
-        r, c = token[1:-1].split(",")
-        if r.isdigit() and c.isdigit():
-            return int(r), int(c)
-    return None
-
-
-class ChessAdapter(TaskAdapter):
-    pad_token = "<pad>"
-    stop_token = "<eos>"
-
-    def tokenizer(self):
-        from searchprobe.tasks.chess import tokens
-
-        return tokens
-
-    def evaluate(self, model, split: str, limit: int, seed: int = 0) -> dict[str, float]:
-        import chess
-
-        from searchprobe.tasks.chess import tokens as chess_tokens
-        from searchprobe.train.rollout import greedy_rollout
-
-        ds = self._split(split)
-        ds = ds.select(range(min(limit, len(ds))))
-        cols = ds.select_columns(["tokens", "solution_start", "fen", "pv", "solutions"])[:]
-        prompts = [np.asarray(t[:s], dtype=np.int64) for t, s in zip(cols["tokens"], cols["solution_start"])]
-        max_new = 3 * max(len(pv) for pv in cols["pv"]) + 1
-        generated = greedy_rollout(model, prompts, max_new=max_new, stop_id=self.stop_id)
-        first = line = legal = mates = 0.0
-        for prompt, gen, fen, pv, solutions in zip(prompts, generated, cols["fen"], cols["pv"], cols["solutions"]):
-            try:
-                _, moves = chess_tokens.decode(list(prompt) + list(gen))
-            except Exception:  # malformed generations count as wrong and illegal
-                moves = []
-            first += float(bool(moves) and moves[0] in solutions)
-            line += float(moves == list(pv))
-            board, n_legal = chess.Board(fen), 0
-            for mv in moves:
-                try:
-                    move = chess.Move.from_uci(mv)
-                except ValueError:  # e.g. "f5f5": the model named one square twice; not a move at all
-                    break
-                if move not in board.legal_moves:
-                    break
-                board.push(move)
-                n_legal += 1
-            legal += n_legal / len(moves) if moves else 0.0
-            mates += float(board.is_checkmate() and n_legal == len(moves))
-        n = max(1, len(prompts))
-        return {"n": len(prompts), "first_move": first / n, "whole_line": line / n, "legal_moves": legal / n,
-                "mates_delivered": mates / n}
-
-
-def task_adapter(stored) -> TaskAdapter:
-    task = stored.config.get("task")
-    adapters = {"maze": MazeAdapter, "chess": ChessAdapter}
-    if task not in adapters:
-        raise DataError(f"dataset {stored.path} has task {task!r}; searchprobe can train on: {', '.join(adapters)}")
-    return adapters[task](stored)
-
-
 # --- train / eval / load -----------------------------------------------------------------------
 def prepare_data(cfg: ExperimentConfig, out: Path):
     """Open the experiment's dataset (generating it first when `data` is a task TOML)."""
@@ -223,13 +62,10 @@ def prepare_data(cfg: ExperimentConfig, out: Path):
 
     data = Path(cfg.data)
     if data.suffix == ".toml":
-        task = load_toml(data).get("task")
-        import importlib
-
-        module = importlib.import_module(f"searchprobe.tasks.{task}.dataset")
+        task = get_task(load_toml(data).get("task"), f"{data}: top-level key 'task'")
         target = out / "data"
         if not (target / "config.json").exists():
-            module.generate_from_toml(data, out=target, n=cfg.n, overwrite=True)
+            task.generate(data, out=target, n=cfg.n, overwrite=True)
         data = target
     return read_dataset(data)
 
@@ -252,9 +88,12 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
         torch.distributed.barrier()  # the data exists, and every rank has looked before rank 0 writes config.json
     if stored is None:
         stored = prepare_data(cfg, out)
-    adapter = task_adapter(stored)
-    train_data = adapter.token_data("train")
-    model_cfg = cfg.model_config().with_data(len(adapter.vocab), train_data.max_len)
+    task_data = TaskData(stored)
+    task_data.split(cfg.eval_split)  # a missing or empty evaluation split fails now, not after training
+    if cfg.eval_examples <= 0:
+        raise ConfigError(f"eval_examples = {cfg.eval_examples}; allowed: a positive number of held-out examples")
+    train_data = task_data.token_data("train")
+    model_cfg = cfg.model_config().with_data(len(task_data.vocab), train_data.max_len)
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
     device = pick_device(cfg.train.device)
@@ -270,7 +109,7 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
         "task": stored.config.get("task"),
         "dataset": {"path": str(stored.path), "name": stored.config.get("name"), "fingerprint": stored.fingerprint,
                     "tokenizer": stored.config.get("tokenizer"), "task_config": stored.config.get("config")},
-        "vocab": adapter.vocab,
+        "vocab": task_data.vocab,
     }
     if resume:
         _check_same_run(out, run_config)
@@ -284,7 +123,7 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
     def evaluate(m, step):
         m.eval()
         try:
-            return adapter.evaluate(m, cfg.eval_split, cfg.eval_examples)
+            return task_data.evaluate(m, cfg.eval_split, cfg.eval_examples)
         finally:
             m.train()
 
@@ -314,17 +153,52 @@ class LoadedRun:
     """A trained run, ready for analysis."""
 
     model: Any  #: the TransformerBridge, in eval mode
-    tokenizer: Any  #: the task's tokenizer (MazeTokenizer, or the chess tokens module)
+    tokenizer: Any  #: the task's tokenizer (e.g. MazeTokenizer, or the chess tokens module)
     config: dict[str, Any]  #: the run's config.json
     run_dir: Path
     vocab: list[str]
     dataset: Any = None  #: the StoredDataset, when one was given or found
+    task: Task | None = None  #: the run's task (from its config.json)
+
+    def __repr__(self) -> str:
+        model = self.config.get("model", {})
+        data = f"dataset {self.dataset.path}" if self.dataset is not None else "no dataset"
+        return (f"LoadedRun({str(self.run_dir)!r}, task={self.config.get('task')!r}, {model.get('n_layers')} layers × "
+                f"d_model {model.get('d_model')}, {data})")
+
+    def activations(self, hooks: Sequence[str], roles: Sequence[str], *, split: str = "test", n: int = 1000,
+                    dtype: str = "float32", progress: bool = False):
+        """Activations at the positions of `roles`, indexed like ``acts["resid_pre", 2, "target"]``
+        (see `searchprobe.acts.Activations`); computed once and cached in the run's ``acts/`` folder."""
+        from searchprobe.acts import run_activations
+
+        return run_activations(self, hooks, roles, split=split, n=n, dtype=dtype, progress=progress)
+
+    def labels(self, name: str, *, split: str = "test", n: int = 1000, role: str | None = None) -> np.ndarray:
+        """Probe label `name` of the first `n` rows of `split` (the rows `activations` returns, in the
+        same order); per-step labels (e.g. a maze's ``next_cell``) need the `role` of the step."""
+        from searchprobe.probe.labels import label_targets
+
+        task_data = self.data
+        rows = task_data.split(split)
+        n = min(n, len(rows))
+        label_set = self.task.label_set(self.dataset, split, n, [role] if role else [])
+        specs = label_set.by_name()
+        if name not in specs:
+            raise InputError(f"unknown label {name!r} for task {self.task.name!r}; allowed: {', '.join(specs)}")
+        spec = specs[name]
+        step = self.task.step_of_role(role) if role else None
+        if spec.per_step and step is None:
+            raise InputError(f"label {name!r} is per solution step: pass role= one of the task's step roles")
+        arrays = label_set.arrays(rows.select(range(n)).with_format("numpy")[:])
+        return label_targets(spec, arrays[spec.stored], step)
 
     @property
-    def adapter(self) -> TaskAdapter:
+    def data(self) -> TaskData:
+        """The run's dataset seen through its task (a clear error when the dataset is gone)."""
         if self.dataset is None:
-            raise DataError(f"run {self.run_dir} was loaded without its dataset")
-        return task_adapter(self.dataset)
+            raise DataError(f"the dataset of run {self.run_dir} is gone ({self.config['dataset']['path']}); pass --data DIR")
+        return TaskData(self.dataset, self.task)
 
 
 def load_run(run_dir: str | Path, data: str | Path | None = None, device: str | None = None) -> LoadedRun:
@@ -355,17 +229,17 @@ def load_run(run_dir: str | Path, data: str | Path | None = None, device: str | 
             raise FingerprintMismatch(
                 f"dataset {data_path} has a {len(vocab)}-token vocabulary that differs from the model's "
                 f"({len(config['vocab'])} tokens, from {config['dataset']['name']}); use a dataset made with the same tokenizer")
-    tokenizer = task_adapter(stored).tokenizer() if stored is not None else None
-    return LoadedRun(model, tokenizer, config, run_dir, config["vocab"], stored)
+    task = task_of(config, f"{run_dir}/config.json")
+    tokenizer = task.tokenizer(stored.config if stored is not None else config["dataset"])
+    return LoadedRun(model, tokenizer, config, run_dir, config["vocab"], stored, task)
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test",
                  limit: int = 1000) -> dict[str, Any]:
     run = load_run(run_dir, data)
-    if run.dataset is None:
-        raise DataError(f"the dataset of run {run_dir} is gone; pass --data DIR")
+    task_data = run.data
     start = time.perf_counter()
-    metrics = run.adapter.evaluate(run.model, split, limit)
+    metrics = task_data.evaluate(run.model, split, limit)
     result = {"split": split, "dataset": str(run.dataset.path), "metrics": metrics,
               "seconds": round(time.perf_counter() - start, 2)}
     atomic_write_json(Path(run_dir) / f"eval-{split}.json", result)

@@ -110,6 +110,12 @@ def cell_token(row: int, col: int) -> str:
     return f"({row},{col})"
 
 
+def parse_cell(token: str) -> tuple[int, int] | None:
+    """``"(r,c)"`` → (r, c), the inverse of `cell_token`; None for any other token."""
+    match = _CELL_RE.match(token)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
 # --- roles --------------------------------------------------------------------------------
 
 #: Fixed role codes (index = code). Path steps use ``PATH_ROLE_BASE + k`` ("path:k").

@@ -39,6 +39,11 @@ class MazeBatch:
     def __len__(self) -> int:
         return len(self.connections)
 
+    def take(self, index) -> "MazeBatch":
+        """The mazes at `index` (an index array or mask), as a new batch."""
+        return MazeBatch(self.n_rows, self.n_cols, self.connections[index], self.origin[index], self.target[index],
+                         self.path[index], self.path_len[index], self.n_shortest[index], self.seed[index])
+
     def __getitem__(self, b: int) -> "Maze":
         n = int(self.path_len[b])
         return Maze(
