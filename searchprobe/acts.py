@@ -72,6 +72,52 @@ def find_positions(roles: Sequence[np.ndarray], codes: Sequence[int]) -> np.ndar
     return out
 
 
+def padded_batches(sequences: Sequence[np.ndarray], batch_size: int, pad_id: int = 0):
+    """``(start, tokens, lengths)`` batches of `sequences` in order, right-padded with `pad_id` to the
+    batch's longest: under causal attention a pad never reaches a real position, so the activations
+    of real positions are those of the unpadded sequence."""
+    for start in range(0, len(sequences), batch_size):
+        seqs = sequences[start:start + batch_size]
+        lengths = np.array([len(t) for t in seqs])
+        batch = np.full((len(seqs), int(lengths.max())), pad_id, dtype=np.int64)
+        for i, t in enumerate(seqs):
+            batch[i, :len(t)] = t
+        yield start, batch, lengths
+
+
+def collect(model, sequences: Sequence[np.ndarray], hooks: Sequence[str], positions: np.ndarray, *,
+            batch_size: int = 128, pad_id: int = 0, dtype=None) -> dict[str, Any]:
+    """The one activation collector: each hook's activation at chosen positions of each sequence.
+
+    `positions` int (n, R): R positions per sequence, -1 where absent (zeros are returned there).
+    Returns ``{hook: tensor (n, R, d)}`` on the CPU in `dtype` (float32 by default); ``attn.hook_z``
+    has its heads flattened into d. Sequences of any lengths share a batch (see `padded_batches`).
+    """
+    import torch
+
+    dtype = dtype or torch.float32
+    valid = set(model.hook_dict)
+    bad = [h for h in hooks if h not in valid]
+    if bad:
+        raise InputError(f"hook {bad[0]!r} does not exist in this model; valid: {', '.join(sorted(valid))}")
+    positions = np.asarray(positions, dtype=np.int64).reshape(len(sequences), -1)
+    device = next(model.parameters()).device
+    parts: dict[str, list] = {h: [] for h in hooks}
+    for start, batch, _ in padded_batches(sequences, batch_size, pad_id):
+        pos = torch.as_tensor(positions[start:start + len(batch)], device=device)
+
+        def grabber(name: str, pos=pos):
+            def grab(tensor, hook):
+                x = tensor.reshape(tensor.shape[0], tensor.shape[1], -1)
+                idx = pos.clamp(min=0)[..., None].expand(-1, -1, x.shape[-1])
+                parts[name].append((torch.gather(x, 1, idx) * (pos >= 0)[..., None]).to(dtype).cpu())
+            return grab
+
+        with torch.no_grad():
+            model.run_with_hooks(torch.as_tensor(batch, device=device), fwd_hooks=[(h, grabber(h)) for h in hooks])
+    return {h: torch.cat(parts[h]) for h in hooks}
+
+
 @dataclass(frozen=True)
 class StorePlan:
     """What a store records; its hash names the store directory."""
@@ -218,7 +264,6 @@ def extract_activations(model, data, plan: StorePlan, out: str | Path, fingerpri
                 stale.unlink()
     atomic_write_json(out / "meta.json", meta)
     pad_id = data.pad_id
-    device = next(model.parameters()).device
     store_dtype = _torch_dtype(plan.dtype)
     shards = range(n_shards)
     if progress:
@@ -237,32 +282,12 @@ def extract_activations(model, data, plan: StorePlan, out: str | Path, fingerpri
         token_at = np.where(positions >= 0,
                             np.array([[t[p] if p >= 0 else -1 for p in prow] for t, prow in zip(tokens_list, positions)]).reshape(positions.shape),
                             -1).astype(np.int32)
-        acts = {h: [] for h in plan.hooks}
-        for b0 in range(0, hi - lo, batch_size):
-            seqs = tokens_list[b0:b0 + batch_size]
-            pos = torch.as_tensor(positions[b0:b0 + batch_size], dtype=torch.long, device=device)
-            T = max(len(t) for t in seqs)
-            batch = np.full((len(seqs), T), pad_id, dtype=np.int64)
-            for i, t in enumerate(seqs):
-                batch[i, :len(t)] = t
-            caught: dict[str, Any] = {}
-
-            def grab(tensor, hook, name=None):
-                x = tensor.reshape(tensor.shape[0], tensor.shape[1], -1)  # attn.hook_z: heads flattened
-                idx = pos.clamp(min=0)[..., None].expand(-1, -1, x.shape[-1])
-                got = torch.gather(x, 1, idx) * (pos >= 0)[..., None]
-                caught[name] = got.to(store_dtype).cpu()
-
-            hooks = [(h, (lambda name: (lambda t, hook: grab(t, hook, name)))(h)) for h in plan.hooks]
-            with torch.no_grad():
-                model.run_with_hooks(torch.as_tensor(batch, device=device), fwd_hooks=hooks)
-            for h in plan.hooks:
-                acts[h].append(caught[h])
+        acts = collect(model, tokens_list, plan.hooks, positions, batch_size=batch_size, pad_id=pad_id,
+                       dtype=store_dtype)
         tensors: dict[str, Any] = {}
         for h in plan.hooks:
-            cat = torch.cat(acts[h])
             for r, role in enumerate(plan.roles):
-                tensors[f"act/{h}/{role}"] = cat[:, r].contiguous()
+                tensors[f"act/{h}/{role}"] = acts[h][:, r].contiguous()
         tensors["index/example"] = torch.arange(lo, hi, dtype=torch.int64)
         tensors["index/position"] = torch.as_tensor(positions)
         tensors["index/token"] = torch.as_tensor(token_at)

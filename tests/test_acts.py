@@ -162,3 +162,33 @@ def test_unknown_hook_lists_the_valid_ones(tiny_run):
     with pytest.raises(InputError, match=r"hook 'blocks.9.hook_resid_pre' does not exist.*blocks.0.hook_resid_post"):
         _store(tiny_run, "bad", plan={"hooks": ("blocks.9.hook_resid_pre",)})
     assert "blocks.0.hook_mlp_out" in hook_names_for(1)
+
+
+def test_the_collector_reads_mixed_lengths_as_each_sequence_alone(tiny_run):
+    """`collect` pads sequences of different lengths into one batch; every real position must read
+    what TransformerLens's cache gives for that sequence alone, absent positions zeros, heads flattened."""
+    from searchprobe.acts import collect
+    from searchprobe.intervene.ablation import mean_activations
+    from searchprobe.train.run import load_run
+
+    run = load_run(tiny_run)
+    rows = run.dataset.splits["train"].select(range(12))
+    seqs = [np.asarray(t[: 8 + i]) for i, t in enumerate(rows["tokens"])]  # 12 lengths
+    rng = np.random.default_rng(0)
+    positions = np.stack([rng.integers(0, len(s), 3) for s in seqs])
+    positions[::4, 1] = -1
+    hooks = ["blocks.0.hook_resid_post", "blocks.0.attn.hook_z"]
+    got = collect(run.model, seqs, hooks, positions, batch_size=5, pad_id=run.data.pad_id)
+    sums = {h: 0 for h in hooks}
+    for i, seq in enumerate(seqs):
+        _, cache = run.model.run_with_cache(torch.as_tensor(seq[None], dtype=torch.long))
+        for h in hooks:
+            ref = cache[h][0].reshape(len(seq), -1)
+            sums[h] = sums[h] + ref.sum(0)
+            for r, p in enumerate(positions[i]):
+                want = torch.zeros(ref.shape[-1]) if p < 0 else ref[p]
+                torch.testing.assert_close(got[h][i, r], want, atol=1e-5, rtol=1e-5)
+    means = mean_activations(run.model, seqs, hooks, batch_size=5)  # pads left out of the mean
+    total = sum(len(s) for s in seqs)
+    for h in hooks:
+        torch.testing.assert_close(means[h].reshape(-1), sums[h] / total, atol=1e-5, rtol=1e-5)

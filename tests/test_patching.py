@@ -249,12 +249,20 @@ def test_run_patching_checks_options_before_any_work(tmp_path, options, message)
 
 def test_run_patching_refuses_tasks_without_pairs_and_missing_runs(tmp_path):
     from searchprobe.intervene import run_patching
+    from searchprobe.tasks import base
 
-    with pytest.raises(InputError, match="task 'chess' does not support counterfactual pairs"):
-        run_patching(_fake_run(tmp_path / "chess", task="chess"), retarget=False)
+    class NoPairs(base.Task):
+        name = "no_pairs_task"
+
+    base.register_task(NoPairs())
+    try:
+        with pytest.raises(InputError, match="task 'no_pairs_task' does not support counterfactual pairs"):
+            run_patching(_fake_run(tmp_path / "np", task="no_pairs_task"), retarget=False)
+    finally:
+        base._registered.pop("no_pairs_task", None)
     with pytest.raises(DataError, match="not a run directory"):
         run_patching(tmp_path / "nothing")
-    assert not (tmp_path / "nothing").exists() and not (tmp_path / "chess" / "patching").exists()
+    assert not (tmp_path / "nothing").exists() and not (tmp_path / "np" / "patching").exists()
 
 
 def test_cli_bad_options_exit_2(tmp_path, capsys):

@@ -80,21 +80,23 @@ def all_ablations(model, components: Sequence[str] = COMPONENTS, methods: Sequen
 
 
 @torch.no_grad()
-def mean_activations(model, prompts: Sequence[np.ndarray], names: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Mean of each hook's activation over all prompts and positions (grouped by length)."""
+def mean_activations(model, prompts: Sequence[np.ndarray], names: Sequence[str], batch_size: int = 128
+                     ) -> dict[str, torch.Tensor]:
+    """Mean of each hook's activation over every real position of every prompt (pads left out)."""
+    from searchprobe.acts import padded_batches
+
     device = next(model.parameters()).device
     sums: dict[str, torch.Tensor] = {}
     count = 0
-    by_len: dict[int, list[np.ndarray]] = {}
-    for p in prompts:
-        by_len.setdefault(len(p), []).append(p)
-    for group in by_len.values():
-        toks = torch.as_tensor(np.stack(group), dtype=torch.long, device=device)
-        _, cache = model.run_with_cache(toks, names_filter=lambda n: n in set(names))
+    for _, batch, lengths in padded_batches(prompts, batch_size):
+        real = torch.as_tensor(np.arange(batch.shape[1])[None, :] < lengths[:, None], device=device)
+        with torch.no_grad():
+            _, cache = model.run_with_cache(torch.as_tensor(batch, device=device), names_filter=lambda n: n in set(names))
         for n in names:
-            s = cache[n].sum(dim=(0, 1))
+            act = cache[n]
+            s = (act * real.reshape(real.shape + (1,) * (act.ndim - 2))).sum(dim=(0, 1))
             sums[n] = sums[n] + s if n in sums else s
-        count += toks.shape[0] * toks.shape[1]
+        count += int(lengths.sum())
     return {n: s / count for n, s in sums.items()}
 
 

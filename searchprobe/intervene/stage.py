@@ -1,7 +1,7 @@
 """The `patch` stage: patching sweeps, attribution patching, ablations and retargeting on a run.
 
 Works for any task whose `Task` builds counterfactual pairs (``pair_kinds``, ``make_pairs``);
-goal retargeting and erasure also need its goal methods (``goal_role``, ``goal_classes``, …).
+goal retargeting and erasure also need its goal methods (``goal_site``, ``goal_positions``, ``goal_classes``, …).
 Every option is checked against the run's config and task before a model is loaded or a file
 written. Writes ``<run_dir>/patching/``: ``maps.npz`` (every map, with hook names and axis
 labels), ``results.json`` (all numbers), PNG heat maps and bar charts, and ``report.json`` (the
@@ -188,6 +188,11 @@ def _plan(run_dir: Path, *, pairs, n, sweeps, ablate, retarget, n_ablate, ablati
     task = task_of(config, f"{config_path}")
     model_cfg = from_dict(ModelConfig, config.get("model", {}), f"{config_path} [model]")
     task.check_pair_kind(pairs)
+    if sweeps and pairs in task.donorless_pair_kinds:
+        donors = [k for k in task.pair_kinds if k not in task.donorless_pair_kinds]
+        raise InputError(f"task {task.name!r} builds {pairs!r} pairs without a corrupted input (the same input, another "
+                         f"goal), so there is nothing to patch: sweep pairs of kind "
+                         f"{' or '.join(map(repr, donors)) or '(none)'}, or pass no sweeps")
     L = model_cfg.n_layers
     _in_range([l for l, _ in heads], L, "layer", "--heads")
     _in_range([h for _, h in heads], model_cfg.n_heads, "head", "--heads")
@@ -210,7 +215,7 @@ def _plan(run_dir: Path, *, pairs, n, sweeps, ablate, retarget, n_ablate, ablati
         raise InputError(f"goal retargeting needs {GOAL_PAIR_KIND!r} pairs, which task {task.name!r} does not build "
                          f"(its pair kinds: {', '.join(task.pair_kinds)}); turn retargeting off")
     if retarget or erase:
-        task.role_code(task.goal_role())  # the task's own one-line error when it has no goal
+        task.goal_site()  # the task's own one-line error when it has no goal
     if erase and not task.primary_metrics:
         raise InputError(f"task {task.name!r} names no rollout metrics (primary_metrics); erasure cannot be scored")
     return _Plan(task, model_cfg, ablations)
@@ -218,6 +223,43 @@ def _plan(run_dir: Path, *, pairs, n, sweeps, ablate, retarget, n_ablate, ablati
 
 def _label(metric: str) -> str:
     return metric.replace("_", " ")
+
+
+#: report words per retargeting condition
+RETARGET_WORDS = {
+    "none": "none = no intervention",
+    "patch": "patch = the activation of the same input with another goal",
+    "random": "random = a random direction of the patch's norm",
+    "same_target": "same_target = the activation of an input with the same goal",
+    "steer": "steer = the goal probe's class-mean difference (new − old goal)",
+    "random_steer": "random_steer = a random direction of the steering vector's norm",
+    "other_position": "other_position = the steering vector at another token of the goal's kind",
+}
+#: the intervention of a retargeting summary and its controls, by preference
+_SUMMARY_PLANS = (("patch", ("random", "same_target")), ("steer", ("random_steer", "other_position")))
+_SUMMARY_NAMES = {"same_target": "same-goal"}
+
+
+def _retarget_summary(ret, conds) -> str:
+    """One summary line: the main intervention against its controls at its best layer, over all pairs
+    and over the pairs the unedited model solves."""
+    main, controls = next(((m, c) for m, c in _SUMMARY_PLANS if m in conds), (conds[0], ()))
+    controls = [c for c in controls if c in conds]
+    best = max(ret.layers, key=lambda l: ret.new[l][main].rate)
+    b, fb = ret.new[best], ret.first_new[best]
+    name = lambda c: _SUMMARY_NAMES.get(c, c)  # noqa: E731
+    text = (f"retargeting at L{best}: reaches new goal, {main} {b[main].rate:.2f} [{b[main].low:.2f}, {b[main].high:.2f}]"
+            + (" vs " + ", ".join(f"{name(c)} {b[c].rate:.2f}" for c in controls) if controls else "")
+            + f"; first step toward the new goal, {main} {fb[main].rate:.2f}"
+            + (" vs " + ", ".join(f"{name(c)} {fb[c].rate:.2f}" for c in controls + (["none"] if "none" in conds else []))
+               if controls or "none" in conds else ""))
+    sb = ret.solved_new.get(best, {})
+    if ret.n_solved == 0:
+        text += "; the unedited model solves none of the pairs"
+    elif main in sb:
+        text += (f"; among the {ret.n_solved} pairs the unedited model solves, {main} {sb[main].rate:.2f}"
+                 + "".join(f", {name(c)} {sb[c].rate:.2f}" for c in controls))
+    return text
 
 
 def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, sweeps: Sequence[str] = ("resid", "heads", "mlp"),
@@ -264,8 +306,12 @@ def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, swe
     ablation_rows = task_data.rollout_rows(split, n_ablate) if plan.ablations else None
     erase_rows = erase_at = None
     if erase:
-        erase_rows = task_data.rows(split, n_ablate, (*task.rollout_columns, "roles"))
-        erase_at = goal_positions(task, erase_rows["roles"], [len(p) for p in task_data.prompts(erase_rows)])
+        erase_rows = task_data.rows(split, n_ablate, tuple(dict.fromkeys((*task.rollout_columns, "roles", *task.goal_columns))))
+        erase_classes, _ = task.goal_classes(erase_rows, task_data.config)
+        erase_at = goal_positions(task, erase_rows["roles"], [len(p) for p in task_data.prompts(erase_rows)], erase_classes)
+        if len(np.unique(erase_at)) > 1:
+            raise InputError(f"erasure needs the goal at one position in every prompt; task {task.name!r} places it at "
+                             f"{len(np.unique(erase_at))} positions ({task.goal_site()}): run without erasure")
 
     torch.manual_seed(seed)
     out = run_dir / "patching"
@@ -389,44 +435,41 @@ def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, swe
                          for l in ret.layers for c in conds]).T
         _bars(out / "retarget.png", labels, vals, f"retargeting: rollouts reaching the new goal (n={ret.n})",
               "success rate", errors=errs)
-        best = max(ret.layers, key=lambda l: ret.new[l]["patch"].rate)
-        b = ret.new[best]
-        goal = task.goal_role()
+        site = task.goal_site()
+        described = [RETARGET_WORDS[c] for c in conds if c in RETARGET_WORDS]
         sections.append({"heading": "Goal retargeting",
-                         "text": f"Residual stream (resid_pre of each layer) at the {goal!r} token patched from the same "
-                                 f"input with another goal, or steered along the goal probe's class-mean difference "
-                                 f"({ret.probe_source}); success = the rollout reaches the new goal (the {task.name} "
-                                 f"task's criterion; Wilson 95% CI). Controls: a random direction of equal norm, "
-                                 f"patching from an input with the same goal (same_target), no intervention. Layer 0 "
-                                 f"patching equals swapping the goal token.",
+                         "text": f"Residual stream (resid_pre of each layer) at {site}: "
+                                 + "; ".join(described) + f" (goal probe: {ret.probe_source}). Success = the rollout "
+                                 f"reaches the new goal (the {task.name} task's criterion; Wilson 95% CI); 'solved' "
+                                 f"columns count only the {ret.n_solved} of {ret.n} pairs whose unedited rollout "
+                                 f"reaches the old goal." + (" Layer 0 patching equals swapping the goal token."
+                                                             if "patch" in conds else ""),
                          "figures": [{"path": "retarget.png", "caption": "retargeting success per layer and condition"}],
-                         "tables": [{"caption": "retargeting (rate of reaching the new goal; old = still reaches the old one)",
+                         "tables": [{"caption": "retargeting (rate of reaching the new goal; old = still reaches the old one; "
+                                                "solved = among the pairs the unedited model solves)",
                                      "columns": ["layer", "condition", "new goal", "CI low", "CI high", "old goal",
-                                                 "first step → new", "first step → old"],
+                                                 "first step → new", "first step → old", "new goal (solved)",
+                                                 "first step → new (solved)"],
                                      "rows": ret.table()}]})
-        fb = ret.first_new[best]
-        summary_bits.append(f"retargeting at L{best}: reaches new goal, patch {b['patch'].rate:.2f} [{b['patch'].low:.2f}, "
-                            f"{b['patch'].high:.2f}] vs random {b['random'].rate:.2f}, same-goal {b['same_target'].rate:.2f}; "
-                            f"first step toward the new goal, patch {fb['patch'].rate:.2f} vs random {fb['random'].rate:.2f}, "
-                            f"same-goal {fb['same_target'].rate:.2f}, none {fb['none'].rate:.2f}")
+        summary_bits.append(_retarget_summary(ret, conds))
 
     if erase:
         from searchprobe.intervene.steering import amnesic_rollouts, collect
 
-        goal = task.goal_role()
+        goal = task.goal_site()
         layers_e = list(range(L)) if erase_layers is None else [int(x) for x in erase_layers]
         t0 = time.perf_counter()
         amnesic = {}
         for layer in layers_e:
             x = collect(model, probe.prompts, f"blocks.{layer}.hook_resid_pre", probe.positions)
             amnesic[layer] = amnesic_rollouts(model, task_data, erase_rows, layer, x, probe.classes, erase_at, seed=seed)
-        results["erasure"] = {"concept": f"goal class at the {goal!r} token", "seconds": round(time.perf_counter() - t0, 2),
+        results["erasure"] = {"concept": f"goal class at {goal}", "seconds": round(time.perf_counter() - t0, 2),
                               "layers": {str(k): v for k, v in amnesic.items()}}
         metrics = list(task.primary_metrics[:3])
         table_rows = [[f"L{layer}", a["rank"], cond] + [round(a[cond][m], 4) for m in metrics]
                       for layer, a in amnesic.items() for cond in ("intact", "leace", "random_subspace")]
         sections.append({"heading": "Erasure (amnesic probing)",
-                         "text": f"The goal concept is LEACE-erased from the residual stream at the {goal!r} token "
+                         "text": f"The goal concept is LEACE-erased from the residual stream at {goal} "
                                  "(fitted on training prompts), and compared with erasing a random subspace of the same "
                                  "rank; scored by rollouts.",
                          "figures": [],

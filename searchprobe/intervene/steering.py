@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from searchprobe.errors import DataError, InputError
+from searchprobe.errors import InputError
 
 
 def one_hot(labels: np.ndarray, n_classes: int | None = None) -> np.ndarray:
@@ -246,24 +246,11 @@ def erasure_hook(eraser: Eraser, positions: Sequence[int] | None = None):
 
 
 def collect(model, prompts: Sequence[np.ndarray], hook_name: str, position: np.ndarray) -> np.ndarray:
-    """Activations (n, d) of `hook_name` at one position per prompt (prompts grouped by length)."""
-    import torch
+    """float64 (n, d) activations of `hook_name` at one position per prompt (`searchprobe.acts.collect`)."""
+    from searchprobe.acts import collect as collect_at
 
-    device = next(model.parameters()).device
-    out = np.zeros((len(prompts), model.cfg.d_model))
-    by_len: dict[int, list[int]] = {}
-    for i, p in enumerate(prompts):
-        by_len.setdefault(len(p), []).append(i)
-    with torch.no_grad():
-        for idx in by_len.values():
-            toks = torch.as_tensor(np.stack([prompts[i] for i in idx]), dtype=torch.long, device=device)
-            _, cache = model.run_with_cache(toks, names_filter=lambda n: n == hook_name)
-            act = cache[hook_name]
-            if act.ndim != 3:
-                raise DataError(f"hook {hook_name} has activations of shape {tuple(act.shape)}; steering needs (batch, pos, d_model)")
-            pos = torch.as_tensor(np.asarray(position)[idx], dtype=torch.long, device=device)
-            out[idx] = act[torch.arange(len(idx)), pos].float().cpu().numpy()
-    return out
+    acts = collect_at(model, prompts, [hook_name], np.asarray(position).reshape(-1, 1))[hook_name]
+    return acts[:, 0].numpy().astype(np.float64)
 
 
 def amnesic_rollouts(model, data, rows, layer: int, fit_x: np.ndarray, fit_labels: np.ndarray,

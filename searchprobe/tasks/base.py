@@ -14,9 +14,11 @@ acts / probe        token roles (``role_code`` / ``role_name`` / ``default_roles
 lens                ``prediction_group`` / ``is_solution_role`` (role groups for readouts),
                     ``lens_columns`` + ``lens_context`` (optional candidate-solution view and
                     per-layer belief pictures, a `LensContext`)
-patch               ``pair_kinds``, ``make_pairs`` (token-aligned counterfactual pairs), goal
-                    retargeting (``goal_role``, ``goal_classes``, ``pair_goal_classes``,
-                    ``same_goal_prompts``, ``retarget_outcomes``), ``solution_name``,
+patch               ``pair_kinds``, ``make_pairs`` (token-aligned counterfactual pairs),
+                    ``donorless_pair_kinds``, goal retargeting (``retarget_conditions``,
+                    ``goal_role`` / ``goal_site`` / ``goal_positions``, ``goal_classes``,
+                    ``pair_goal_classes``, ``orient_goal_pairs``, ``same_goal_prompts``,
+                    ``control_positions``, ``retarget_outcomes``), ``solution_name``,
                     ``primary_metrics``
 report              ``pictures`` (examples drawn with the task's own picture code)
 ==================  =============================================================================
@@ -40,7 +42,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from searchprobe.errors import ConfigError, InputError
+from searchprobe.errors import ConfigError, DataError, InputError
 
 ENTRY_POINT_GROUP = "searchprobe.tasks"
 #: Built-in tasks: name -> "module:attribute" (imported only when asked for).
@@ -220,6 +222,16 @@ class Task:
     #: probe label of the goal (the probing stage's saved directions for it steer retargeting);
     #: None: retargeting always fits its own quick probe
     goal_label: ClassVar[str | None] = None
+    #: kinds among `pair_kinds` whose corrupted side carries the clean side's tokens (only the answer
+    #: differs: the same input solved toward another goal). Retargeting can use them; patching sweeps
+    #: cannot (there is nothing to patch in), so the patch stage refuses sweeps on them.
+    donorless_pair_kinds: ClassVar[tuple[str, ...]] = ()
+    #: retargeting conditions (`searchprobe.intervene.retarget.CONDITIONS`) the task's ``"target"``
+    #: pairs support, in report order: ``patch`` and ``random`` need a corrupted side whose input
+    #: states the new goal (not a donorless kind), ``same_target`` needs `same_goal_prompts`,
+    #: ``other_position`` needs `control_positions`; ``steer``, ``random_steer`` and
+    #: ``other_position`` run when a goal probe is given.
+    retarget_conditions: ClassVar[tuple[str, ...]] = ("none", "patch", "random", "same_target", "steer", "random_steer")
 
     def check_pair_kind(self, kind: str) -> None:
         """Raise the one-line InputError `make_pairs` would raise for `kind`, before any work: the
@@ -239,8 +251,34 @@ class Task:
         raise self._unsupported("counterfactual pairs (the patch stage)")
 
     def goal_role(self) -> str:
-        """The prompt role that states the goal (where retargeting patches, steers and erases)."""
+        """The prompt role that states the goal (where retargeting patches, steers and erases), used
+        by the default `goal_positions` and `goal_site`. A task whose goal has no fixed role
+        overrides those two instead."""
         raise self._unsupported("goal retargeting")
+
+    def goal_site(self) -> str:
+        """Words for where retargeting edits and erasure erases (report text, e.g. "the 'target'
+        token"); raises the task's one-line InputError when it has no goal. Checked before any work."""
+        role = self.goal_role()
+        self.role_code(role)
+        return f"the {role!r} token"
+
+    def goal_positions(self, roles: Sequence[np.ndarray], limits: Sequence[int] | None = None,
+                       classes: np.ndarray | None = None) -> np.ndarray:
+        """(N,) index of the goal's token in each prompt: where retargeting edits, the goal probe is
+        fitted and erasure erases. `roles` are role-code sequences, `limits` the prompt lengths
+        (search before them), `classes` each prompt's goal class (`goal_classes`; for pairs the
+        clean side's, `pair_goal_classes`). Default: the first token of the `goal_role` (classes
+        unused); a task whose goal sits at a class-dependent token (a square of a board) overrides it."""
+        code = self.role_code(self.goal_role())
+        out = []
+        for i, r in enumerate(roles):
+            r = np.asarray(r)
+            hits = np.flatnonzero(r[: None if limits is None else int(limits[i])] == code)
+            if not len(hits):
+                raise DataError(f"prompt {i} has no {self.goal_role()!r} token, where task {self.name!r} states the goal")
+            out.append(int(hits[0]))
+        return np.array(out, dtype=np.int64)
 
     def goal_classes(self, rows: Mapping[str, Any], dataset_config: Mapping[str, Any]) -> tuple[np.ndarray, int]:
         """(class id of each row's goal, number of classes): the probe target for goal steering and
@@ -248,19 +286,34 @@ class Task:
         raise self._unsupported("goal retargeting")
 
     def pair_goal_classes(self, pairs) -> tuple[np.ndarray, np.ndarray]:
-        """(clean goal class, corrupted goal class) of ``"target"`` pairs, in `goal_classes` ids."""
+        """(clean goal class, corrupted goal class) of ``"target"`` pairs, in `goal_classes` ids
+        (after `orient_goal_pairs`: the old and the new goal)."""
         raise self._unsupported("goal retargeting")
+
+    def orient_goal_pairs(self, pairs, generated: Sequence[np.ndarray], vocab: Sequence[str]):
+        """``"target"`` pairs with each side's goal settled by the unedited model's rollouts
+        `generated` (one per clean prompt): the clean side's goal becomes the one the model pursues,
+        the corrupted side's another one. Retargeting calls it first. Default: the pairs unchanged
+        (a goal stated in the input is the clean side's goal whatever the model does); a task whose
+        input admits several goals (several mating lines) picks the model's."""
+        return pairs
 
     def same_goal_prompts(self, pairs, tokenizer, rng: np.random.Generator) -> list[np.ndarray]:
         """Control donors: one prompt per pair with the clean side's goal but another input, of the
         clean prompt's length (so the goal sits at the same position). All randomness from `rng`."""
         raise self._unsupported("goal retargeting")
 
+    def control_positions(self, pairs, rng: np.random.Generator) -> np.ndarray:
+        """(N,) control edit positions for the ``other_position`` condition: a token of the same kind
+        as the goal's that is not the goal (nor the new goal). All randomness from `rng`."""
+        raise self._unsupported("the other_position retargeting control")
+
     def retarget_outcomes(self, pairs, generated: Sequence[np.ndarray], vocab: Sequence[str]) -> dict[str, np.ndarray]:
         """Per pair bools of rollouts `generated` after the clean prompts of ``"target"`` pairs:
         ``new`` / ``old`` (the rollout reaches the corrupted / clean side's goal), ``first_new`` /
         ``first_old`` (its first step is the new / old solution's), and ``first_split`` (the two
-        solutions' first steps differ, so first-step rates are informative)."""
+        solutions' first steps differ, so first-step rates are informative). ``old`` of the
+        unedited rollouts says which pairs the model solves (the solved-only rates)."""
         raise self._unsupported("goal retargeting")
 
     # --- report ----------------------------------------------------------------------------------

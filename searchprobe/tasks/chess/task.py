@@ -3,6 +3,8 @@
 Mate-in-k puzzles: the model writes the solution line after the position. Rollouts are decoded
 with the chess tokenizer and checked with python-chess (first move among the mating first moves,
 the whole principal variation, legality of every move, and whether the line delivers mate).
+Counterfactual pairs and goal retargeting: `searchprobe.tasks.chess.pairs` (the goal is the
+mating square of the line the model plays; its square token is where retargeting edits).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from searchprobe.errors import DataError, InputError
 from searchprobe.tasks.base import LabelSet, Task
 from searchprobe.tasks.chess import tokens as chess_tokens
 
@@ -94,6 +97,67 @@ class ChessTask(Task):
         pv = stored.splits[split].select(range(n)).select_columns(["pv"])[:]["pv"]
         max_plies = max(len(line) for line in pv)
         return LabelSet(chess_label_specs(max_plies), DEFAULT_LABELS, lambda rows: chess_store_labels(rows, max_plies))
+
+    # --- patching and retargeting ------------------------------------------------------------
+    #: "king": the defender king on another square (a donor: sweeps, attribution); "target": one
+    #: position, two mating lines (donorless: retargeting). See `searchprobe.tasks.chess.pairs`.
+    pair_kinds: ClassVar[tuple[str, ...]] = ("king", "target")
+    donorless_pair_kinds: ClassVar[tuple[str, ...]] = ("target",)
+    #: no input states the other line, so no "patch" / "random" (donor) nor "same_target"; the
+    #: edit at another square ("other_position") is the position control
+    retarget_conditions: ClassVar[tuple[str, ...]] = ("none", "steer", "random_steer", "other_position")
+    goal_columns: ClassVar[tuple[str, ...]] = ("mating_square",)
+    goal_label: ClassVar[str | None] = "mating_square"
+
+    def make_pairs(self, stored, tokenizer, *, split, kind, n, seed):
+        """Chess pairs (`searchprobe.tasks.chess.pairs`); the payloads are `ChessSide`s."""
+        from searchprobe.tasks.chess.pairs import chess_pairs_from_dataset
+
+        self.check_pair_kind(kind)
+        return chess_pairs_from_dataset(stored, split=split, kind=kind, n=n, seed=seed)
+
+    def goal_role(self) -> str:
+        raise InputError("chess goals have no fixed token role: the goal is the mating square, edited at that "
+                         "square's token (ChessTask.goal_positions)")
+
+    def goal_site(self) -> str:
+        return "the token of the mating square of the line the model plays"
+
+    def goal_positions(self, roles, limits=None, classes=None) -> np.ndarray:
+        """The token of the goal's square: ``SQUARE_OFFSET + mating square`` (token frame) per prompt."""
+        if classes is None:
+            raise InputError("chess goal positions depend on the goal: pass the mating squares (classes)")
+        classes = np.asarray(classes, dtype=np.int64).reshape(-1)
+        if len(classes) != len(roles):
+            raise InputError(f"chess goal positions: {len(classes)} mating squares for {len(roles)} prompts")
+        if classes.size and (classes.min() < 0 or classes.max() > 63):
+            raise DataError(f"chess mating squares must be 0..63; got {classes.min()}..{classes.max()}")
+        return chess_tokens.SQUARE_OFFSET + classes
+
+    def goal_classes(self, rows, dataset_config) -> tuple[np.ndarray, int]:
+        """The mating square of the dataset's solution (token frame, the ``mating_square`` label); 64 classes."""
+        return np.asarray(rows["mating_square"], dtype=np.int64), 64
+
+    def pair_goal_classes(self, pairs) -> tuple[np.ndarray, np.ndarray]:
+        return pairs.clean.mating_square.astype(np.int64), pairs.corrupt.mating_square.astype(np.int64)
+
+    def orient_goal_pairs(self, pairs, generated, vocab):
+        """The old line = the one the unedited model's first move belongs to (`orient_target_pairs`)."""
+        from searchprobe.tasks.chess.pairs import orient_target_pairs
+
+        return orient_target_pairs(pairs, generated)
+
+    def control_positions(self, pairs, rng) -> np.ndarray:
+        """The token of another square of the old mating square's kind (`control_squares`)."""
+        from searchprobe.tasks.chess.pairs import control_squares
+
+        return chess_tokens.SQUARE_OFFSET + control_squares(pairs, rng)
+
+    def retarget_outcomes(self, pairs, generated, vocab) -> dict[str, np.ndarray]:
+        """First move on the old / new line (prover's solutions), and the rollout mates (`target_outcomes`)."""
+        from searchprobe.tasks.chess.pairs import target_outcomes
+
+        return target_outcomes(pairs, generated)
 
     def showcase(self, out: Path) -> dict:
         from searchprobe.tasks.chess.showcase import showcase
