@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
 
 from searchprobe import __version__
-from searchprobe.errors import SearchprobeError
+from searchprobe.errors import InputError, SearchprobeError
 
 #: verb -> (module, one-line help). Add a verb by adding a module and a line here.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -43,10 +46,21 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class UsageError(InputError):
+    """A command line argparse rejects (unknown option, bad value): one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one ``error: …`` line (the usage stays in ``--help``)."""
+
+    def error(self, message: str):  # noqa: D102 — argparse's hook
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def build_verb_parser(verb: str) -> argparse.ArgumentParser:
     module_name, help_ = COMMANDS[verb]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"searchprobe {verb}", description=help_)
+    parser = _Parser(prog=f"searchprobe {verb}", description=help_)
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     module.add_arguments(parser)
     parser.set_defaults(_run=module.run)
@@ -66,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     verb, rest = argv[0], argv[1:]
     if verb not in COMMANDS:
-        top.print_usage(sys.stderr)
         print(f"error: unknown verb {verb!r}; choose from: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     debug = "--debug" in head
+    previous = _catch_sigterm()
     try:
         parser = build_verb_parser(verb)
         args = parser.parse_args(rest)
@@ -80,9 +94,47 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("error: terminated (SIGTERM)", file=sys.stderr)
+        return 143
+    except BrokenPipeError:  # `searchprobe … | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not _NOT_SET:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (sent by `timeout`, `kill` and cluster schedulers), raised like Ctrl-C so every
+    `finally` and `except BaseException` runs and temporaries are removed."""
+
+
+def _catch_sigterm():
+    """Turn SIGTERM into `Terminated` in this process (not in forked workers, which just exit);
+    returns the previous handler to restore, or _NOT_SET when handlers cannot be set here."""
+    if threading.current_thread() is not threading.main_thread():
+        return _NOT_SET
+    owner = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != owner:  # a forked worker: die as SIGTERM would have made it
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return _NOT_SET
+
+
+_NOT_SET = object()
 
 
 if __name__ == "__main__":

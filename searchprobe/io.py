@@ -13,6 +13,14 @@ from typing import Any, Iterator
 
 
 def _current_umask() -> int:
+    """The process umask, read without changing it where the system tells (Linux: /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -27,15 +35,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes files 0600; give the usual permissions
+        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes files 0600; give the usual permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            from searchprobe.guard import disk_error
+
+            full = disk_error(exc, path)
+            if full is not None:  # a full disk: the previous file is intact
+                raise full from None
         raise
     return path
 
@@ -81,15 +95,22 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
 
     Without `overwrite`, an existing non-empty `path` is an error (raised by the caller's
     check before any work); with it, the old directory is swapped out only at the end.
+    The temporary, ``.<name>.<pid>@<host>.<random>.tmp`` beside `path`, gets the permissions
+    the umask gives a new directory; temporaries left by killed processes are swept first
+    (`searchprobe.guard.sweep_stale_temporaries`; a live process's are left alone).
     """
     from searchprobe.errors import InputError
+    from searchprobe.guard import check_out_path, disk_error, sweep_stale_temporaries, temp_prefix
 
     path = Path(path)
+    check_out_path(path, "output directory")
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise InputError(f"output directory {path} exists and is not empty (pass --overwrite to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    sweep_stale_temporaries(path.parent, path.name)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp"))
     try:
+        os.chmod(tmp, 0o777 & ~_current_umask())  # mkdtemp makes directories 0700
         yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old")
@@ -99,6 +120,9 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        full = disk_error(exc, path) if isinstance(exc, OSError) else None
+        if full is not None:
+            raise full from None
         raise

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from searchprobe.config import from_dict, load_toml
-from searchprobe.errors import ConfigError
+from searchprobe.errors import ConfigError, DataError
 
 #: stage name -> (TOML table, module, entry point, output relative to the run dir)
 ANALYSIS_STAGES: dict[str, tuple[str, str, str, str]] = {
@@ -70,26 +70,78 @@ def load_pipeline(path: str | Path, out: str | Path | None = None) -> Pipeline:
     unknown = set(raw) - _TOP_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_TOP_KEYS))}")
+    from searchprobe.guard import check_out_path, plain_name
+
+    if "name" in raw:
+        plain_name(raw["name"], f"{path}: name")
     name = str(raw.get("name", path.stem))
-    run_dir = Path(out or raw.get("out") or Path("runs") / name)
+    for table in ("data", "model", "train", "report", *(t for t, *_ in ANALYSIS_STAGES.values())):
+        if table in raw and not isinstance(raw[table], dict):
+            raise ConfigError(f"{path}: {table} must be a table ([{table}]), got {raw[table]!r}")
+    if "out" in raw and (not isinstance(raw["out"], str) or not raw["out"]):
+        raise ConfigError(f"{path}: out = {raw['out']!r}; allowed: a directory path string")
+    run_dir = check_out_path(Path(out or raw.get("out") or Path("runs") / name), "--out" if out else f"{path}: out")
     data = dict(raw.get("data", {}))
     if ("task" in data) == ("path" in data):
         raise ConfigError(f"{path} [data]: give exactly one of task = \"tasks/<name>.toml\" or path = \"<dataset dir>\"")
     if set(data) - {"task", "path", "n", "seed", "out", "workers"}:
         raise ConfigError(f"{path} [data]: unknown key(s) {sorted(set(data) - {'task', 'path', 'n', 'seed', 'out', 'workers'})}; "
                           "allowed: task, path, n, seed, out, workers")
+    for key in ("task", "path", "out"):
+        if key in data and (not isinstance(data[key], str) or not data[key]):
+            raise ConfigError(f"{path} [data]: {key} = {data[key]!r}; allowed: a path string")
     for key in ("task", "path"):
         if key in data and not Path(data[key]).exists():
             raise ConfigError(f"{path} [data]: {key} = {data[key]!r} does not exist")
+    for key, low in (("n", 1), ("seed", 0), ("workers", 1)):
+        value = data.get(key)
+        if key in data and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ConfigError(f"{path} [data]: {key} = {value!r}; allowed: an integer >= {low}")
+    if "n" in data:
+        from searchprobe.guard import check_example_count
+
+        check_example_count(data["n"], f"{path} [data]: n")
+    report = dict(raw.get("report", {}))
+    if set(report) - {"examples"}:
+        raise ConfigError(f"{path} [report]: unknown key(s) {', '.join(sorted(set(report) - {'examples'}))}; allowed: examples")
+    examples = report.get("examples", 4)
+    if isinstance(examples, bool) or not isinstance(examples, int) or not 0 <= examples <= 64:
+        raise ConfigError(f"{path} [report]: examples = {examples!r}; allowed: an integer from 0 to 64")
     stages = {stage: dict(raw[table]) for stage, (table, *_rest) in ANALYSIS_STAGES.items() if table in raw}
     pipeline = Pipeline(name, path, run_dir, data, dict(raw.get("model", {"preset": "tiny"})), dict(raw.get("train", {})),
-                        stages, dict(raw.get("report", {})))
-    _experiment_config(pipeline)  # validate model/train now, before any work
+                        stages, report)
+    check_out_path(pipeline.dataset_dir, f"{path} [data]")
+    cfg = _experiment_config(pipeline)  # validate model/train now, before any work
+    from searchprobe.train.run import check_eval_split
+
+    check_eval_split(cfg, data.get("path") or data["task"])
     for stage, options in stages.items():
         func = _entry_point(stage)
         if func is not None:
             _check_options(pipeline, stage, func, options)
+    _check_values(path, stages)
     return pipeline
+
+
+def _check_values(path: Path, stages: dict[str, dict[str, Any]]) -> None:
+    """Option values an analysis stage would only refuse after its expensive work, refused now."""
+    from searchprobe.errors import InputError
+
+    def positive(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+    lens = stages.get("lens", {})
+    for key in ("limit", "tuned_examples", "tuned_steps", "batch_size", "tuned_lr"):
+        if key in lens and not positive(lens[key]):
+            raise ConfigError(f"{path} [lens]: {key} = {lens[key]!r}; allowed: a positive number")
+    if "probe" in stages:
+        from searchprobe.probe.checks import check_probe_options
+
+        params = inspect.signature(check_probe_options).parameters
+        try:
+            check_probe_options(**{k: v for k, v in stages["probe"].items() if k in params})
+        except InputError as exc:
+            raise ConfigError(f"{path} [probe]: {exc}") from None
 
 
 def _entry_point(stage: str) -> Callable | None:
@@ -122,6 +174,8 @@ def _experiment_config(p: Pipeline):
 
     train = {k: v for k, v in p.train.items() if k not in _TRAIN_EXTRA}
     extra = {k: v for k, v in p.train.items() if k in _TRAIN_EXTRA}
+    if "eval_split" in extra and not isinstance(extra["eval_split"], str):
+        raise ConfigError(f"{p.path} [train]: eval_split = {extra['eval_split']!r}; allowed: a split name")
     cfg = ExperimentConfig(data=str(p.dataset_dir), model=p.model,
                            train=from_dict(TrainConfig, train, f"{p.path} [train]"), **extra)
     cfg.model_config()
@@ -163,6 +217,7 @@ def run_pipeline(p: Pipeline, *, force: bool = False, only: list[str] | None = N
         bad = [s for s in only if s not in STAGE_ORDER]
         if bad:
             raise ConfigError(f"unknown stage(s) {', '.join(bad)} in --only; choose from: {', '.join(STAGE_ORDER)}")
+    _preflight(p, force, only)
     outcomes = []
     steps: list[tuple[str, Callable[[], StageOutcome]]] = [
         ("generate", lambda: _generate(p, force, progress)),
@@ -188,13 +243,43 @@ def run_experiment(path: str | Path, *, out: str | Path | None = None, force: bo
     return run_pipeline(load_pipeline(path, out=out), force=force, only=only, progress=progress)
 
 
+def _preflight(p: Pipeline, force: bool, only: list[str] | None) -> None:
+    """Refuse, before any stage runs, to write into what searchprobe did not write: a run directory
+    whose config.json is not a searchprobe run's (a Hugging Face model folder, say), or a dataset
+    folder that is not a searchprobe dataset."""
+    from searchprobe.files import read_run_config
+    from searchprobe.tasks.store import check_replaceable
+
+    wanted = set(STAGE_ORDER if only is None else only)
+    config = p.run_dir / "config.json"
+    if config.exists() and wanted & {"train", "lens", "probe", "patch", "report"}:
+        try:
+            read_run_config(p.run_dir)
+        except DataError as exc:
+            raise DataError(f"{exc}; searchprobe writes only into its own run directories: choose another --out") from None
+    if "generate" in wanted and "path" not in p.data:
+        check_replaceable(p.dataset_dir, "generate stage")
+    if "train" in wanted:
+        from searchprobe.guard import foreign_run_entries
+
+        foreign = foreign_run_entries(p.run_dir)
+        if foreign:
+            raise DataError(f"{p.run_dir / foreign[0]} exists but searchprobe did not write it; choose another --out")
+
+
 def _generate(p: Pipeline, force: bool, progress: bool) -> StageOutcome:
+    from searchprobe.guard import record_entries
+    from searchprobe.tasks.store import is_dataset_dir
+
     target = p.dataset_dir
     if "path" in p.data:
         return StageOutcome("generate", "skipped (exists)", str(target), note="existing dataset")
-    if (target / "config.json").is_file() and not force:
+    if is_dataset_dir(target) and not force:
         return StageOutcome("generate", "skipped (exists)", str(target))
     from searchprobe.tasks.base import get_task
+
+    if target.parent.resolve() == p.run_dir.resolve():
+        record_entries(p.run_dir, target.name)
 
     task = get_task(load_toml(p.data["task"]).get("task"), f"{p.data['task']}: top-level key 'task'")
     task.generate(p.data["task"], out=target, n=p.data.get("n"), seed=p.data.get("seed"), overwrite=True,
@@ -203,26 +288,23 @@ def _generate(p: Pipeline, force: bool, progress: bool) -> StageOutcome:
 
 
 def _train(p: Pipeline, force: bool, progress: bool) -> StageOutcome:
-    import shutil
-
+    from searchprobe.files import FINISHED
+    from searchprobe.guard import lock_directory, remove_owned
+    from searchprobe.train.checkpoint import find_train_state
     from searchprobe.train.run import train_run
 
     run_dir = p.run_dir
     done = (run_dir / "model.safetensors").is_file() and (run_dir / "eval.json").is_file()
+    done = done and ((run_dir / FINISHED).is_file() or find_train_state(run_dir) is None)
     if done and not force:
         return StageOutcome("train", "skipped (exists)", str(run_dir))
     cfg = dataclasses.replace(_experiment_config(p), data=str(p.dataset_dir))
-    resume = (run_dir / "config.json").is_file() and (run_dir / "train_state").is_dir() and not force
-    if not resume and not force and (run_dir / "config.json").is_file():  # died before its first checkpoint
-        for name in ("config.json", "metrics.jsonl", "model.safetensors", "eval.json"):
-            (run_dir / name).unlink(missing_ok=True)
-    if force and run_dir.exists():  # a fresh run: the analysis outputs of the old model are stale too
-        keep = p.dataset_dir.resolve()
-        for entry in run_dir.iterdir():
-            if entry.resolve() == keep:
-                continue
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    final = train_run(cfg, run_dir, resume=resume, progress=progress)
+    with lock_directory(run_dir):
+        if force:  # a fresh run: the analysis outputs of the old model are stale too (only what searchprobe wrote goes)
+            remove_owned(run_dir, keep=[p.dataset_dir])
+        # a run that died before its first checkpoint starts over inside train_run
+        resume = (run_dir / "config.json").is_file() and find_train_state(run_dir) is not None and not force
+        final = train_run(cfg, run_dir, resume=resume, progress=progress)
     note = ", ".join(f"{k}={v:.3f}" for k, v in list(final.items())[:4] if isinstance(v, float))
     return StageOutcome("train", "ran" + (" (resumed)" if resume else ""), str(run_dir), note=note)
 
@@ -249,6 +331,9 @@ def _analysis(p: Pipeline, stage: str, force: bool, progress: bool) -> StageOutc
         raise
     except Exception as exc:  # noqa: BLE001 — one analysis stage failing must not lose the others or the report
         return StageOutcome(stage, "failed", note=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    from searchprobe.guard import record_entries
+
+    record_entries(p.run_dir, Path(output).parts[0])
     return StageOutcome(stage, "ran", str(result))
 
 

@@ -142,3 +142,21 @@ def test_labels_need_a_step_role_for_per_step_labels(maze_run):
     assert [int(v) for v in nxt] == [p[1][0] * 4 + p[1][1] for p in path]
     with pytest.raises(InputError, match="unknown label 'nope'"):
         run.labels("nope", split="test", n=20)
+
+
+def test_the_bridge_has_a_tokenizer_whose_ids_round_trip(maze_run):
+    """TransformerLens's own `to_str_tokens` / `to_tokens` / `to_string` on the loaded bridge give the
+    maze tokenizer's strings and the stored ids back exactly, with no BOS prepended."""
+    import torch
+
+    import searchprobe as sp
+
+    run = sp.load_run(maze_run)
+    rows = run.dataset.splits["test"].select(range(5))
+    for ids in rows["tokens"]:
+        strings = run.model.to_str_tokens(np.asarray(ids))
+        assert strings == [run.vocab[i] for i in ids]
+        assert run.tokenizer.to_strings(np.asarray(ids)) == " ".join(strings)  # the task's own tokenizer agrees
+        text = run.model.to_string(torch.as_tensor(ids))
+        assert run.model.to_tokens(text)[0].tolist() == list(ids)
+        assert run.model.to_str_tokens(text) == strings

@@ -37,12 +37,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    from searchprobe.guard import check_out_path
+
+    out = check_out_path(Path(args.out))
+    pipeline = None
+    if not args.skip_model:  # the experiment is checked before any work
+        from searchprobe.pipeline import load_pipeline
+
+        pipeline = load_pipeline(Path(args.experiment), out=out / "run")
     start = time.perf_counter()
     summary: dict[str, object] = {"search": run_search_showcase(out / "search")}
     summary["tasks"] = run_task_showcases(out / "tasks")
     failed: list[str] = []
-    if not args.skip_model:
+    if pipeline is not None:
         result = run_model_pipeline(Path(args.experiment), out / "run", force=args.force)
         summary["report"] = str(result.report_path)
         summary["stages"] = {o.stage: o.status for o in result.outcomes}

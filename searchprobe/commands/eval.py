@@ -15,10 +15,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from searchprobe.errors import InputError
-    from searchprobe.train.run import evaluate_run
+    from searchprobe.files import check_run_dir
 
     if args.limit <= 0:
         raise InputError(f"--limit must be a positive integer, got {args.limit}")
+    check_run_dir(args.run_dir, args.data, args.split)  # before torch is imported
+
+    from searchprobe.train.run import evaluate_run
+
     result = evaluate_run(args.run_dir, args.data, split=args.split, limit=args.limit)
     print(json.dumps(result, indent=2))
     return 0

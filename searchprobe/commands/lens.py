@@ -20,7 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    from searchprobe.errors import InputError
+    from searchprobe.files import check_run_dir, read_stage_report
+
+    for flag, value in (("--limit", args.limit), ("--tuned-examples", args.tuned_examples),
+                        ("--tuned-steps", args.tuned_steps), ("--batch-size", args.batch_size)):
+        if value <= 0:
+            raise InputError(f"{flag} must be a positive integer, got {value}")
+    if not (args.tuned_lr > 0 and args.tuned_lr < float("inf")):
+        raise InputError(f"--tuned-lr must be a positive number, got {args.tuned_lr}")
+    check_run_dir(args.run_dir, args.data, args.split)  # before torch is imported
 
     from searchprobe.lens import run_lens
 
@@ -28,7 +37,6 @@ def run(args: argparse.Namespace) -> int:
                    tuned_examples=args.tuned_examples, tuned_steps=args.tuned_steps, tuned_lr=args.tuned_lr,
                    batch_size=args.batch_size,
                    force=args.force, progress=not args.no_progress, data=args.data)
-    report = json.loads((out / "report.json").read_text())
-    print(report["summary"])
+    print(read_stage_report(out / "report.json").get("summary", ""))
     print(f"lens results: {out}")
     return 0

@@ -42,15 +42,32 @@ def _heads(text: str | None) -> list[tuple[int, int]] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from searchprobe.errors import InputError
+    from pathlib import Path
+
+    from searchprobe.files import check_run_dir, is_run_config, read_json, read_stage_report
+    from searchprobe.guard import record_entries
+
+    for flag, value in (("--n", args.n), ("--n-ablate", args.n_ablate), ("--n-retarget", args.n_retarget)):
+        if value <= 0:
+            raise InputError(f"{flag} must be a positive integer, got {value}")
+    heads = _heads(args.heads)
+    # Before torch is imported: a config.json the stage's own option checks could not even parse, and
+    # for a searchprobe run the dataset and split. The stage checks its options against the run's
+    # config first, then loads the run (which checks the rest of it) before it writes anything.
+    config = Path(args.run_dir) / "config.json"
+    if config.exists():
+        read_json(config)
+        if is_run_config(config):
+            check_run_dir(args.run_dir, args.data, args.split, weights=False)
+
     from searchprobe.intervene import run_patching
 
     out = run_patching(args.run_dir, pairs=args.pairs, n=args.n, sweeps=_csv(args.sweeps), ablate=args.ablate or bool(args.heads),
                        retarget=args.retarget, split=args.split, seed=args.seed, n_ablate=args.n_ablate,
-                       ablation_methods=_csv(args.ablation_methods), heads=_heads(args.heads), n_retarget=args.n_retarget,
+                       ablation_methods=_csv(args.ablation_methods), heads=heads, n_retarget=args.n_retarget,
                        attribution=not args.no_attribution, erase=args.erase, data=args.data)
-    import json
-
-    report = json.loads((out / "report.json").read_text())
-    print(report["summary"])
+    record_entries(args.run_dir, "patching")
+    print(read_stage_report(out / "report.json").get("summary", ""))
     print(f"wrote {out}")
     return 0

@@ -32,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from searchprobe.files import check_run_dir
+    from searchprobe.probe.checks import check_probe_options
+
+    check_probe_options(max_examples=args.max_examples, n_boot=args.boot, seed=args.seed,
+                        random_init_seed=args.random_init_seed)
+    check_run_dir(args.run_dir, args.data, args.split)  # before torch is imported
+
     from searchprobe.probe.run import run_probes
 
     out = run_probes(args.run_dir, labels=args.labels, hooks=args.hooks, positions=args.positions,

@@ -12,10 +12,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from searchprobe.errors import InputError
-    from searchprobe.report import build_report
+    from searchprobe.files import check_run_dir
 
     if args.examples < 0:
         raise InputError(f"--examples must be >= 0, got {args.examples}")
+    if args.examples > 64:
+        raise InputError(f"--examples must be at most 64 pictures, got {args.examples}")
+    check_run_dir(args.run_dir, check_data=False)  # a gone or damaged dataset is a note in the report
+
+    from searchprobe.report import build_report
+
     result = build_report(args.run_dir, n_examples=args.examples)
     for note in result.missing:
         print(f"note: missing {note}")

@@ -106,6 +106,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "out", None) is not None:  # a file, or a path under one, fails before the search
+        from searchprobe.guard import check_out_path
+
+        check_out_path(args.out)
     return int(args._handler(args) or 0)
 
 

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["time_limit_s"] = args.time_limit
     if overrides:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))
+    cfg.model_config()  # the model table is checked before any work
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         import torch

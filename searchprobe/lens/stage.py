@@ -38,12 +38,13 @@ def run_lens(run_dir: str | Path, *, split: str = "test", limit: int = 1000, tun
                          "must be positive integers")
     if (out / "report.json").is_file() and not force:
         return out
-    fingerprint = model_fingerprint(run_dir)
     if tuned:
         TunedLens(steps=tuned_steps, lr=tuned_lr).check_hyperparameters()
     run = load_run(run_dir, data)
+    fingerprint = model_fingerprint(run_dir)
     task_data = run.data
     task = task_data.task
+    task_data.split(split)  # a missing split fails now, before the tuned lens is trained and saved
     started = time.perf_counter()
     lens = None
     if tuned:
@@ -79,4 +80,7 @@ def run_lens(run_dir: str | Path, *, split: str = "test", limit: int = 1000, tun
                                  "final_train_kl": float(lens.loss_history_[-1]) if hasattr(lens, "loss_history_") else None}
     pictures = context.belief_pictures(readout.beliefs) if context is not None and readout.beliefs else None
     write_lens_outputs(out, summary, pictures)
+    from searchprobe.guard import record_entries
+
+    record_entries(run_dir, "lens")
     return out

@@ -54,9 +54,14 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
     import dataclasses
 
     from searchprobe.config import from_dict
+    from searchprobe.guard import record_entries
+    from searchprobe.probe.checks import check_probe_options
     from searchprobe.train.model import ModelConfig, build_model
     from searchprobe.train.run import load_run
 
+    check_probe_options(max_examples=max_examples, n_boot=n_boot, seed=seed, random_init_seed=random_init_seed,
+                        cv_folds=cv_folds, k_ahead=k_ahead, dtype=dtype, l2_grid=l2_grid,
+                        max_chunk_elements=max_chunk_elements)
     run_dir = Path(run_dir)
     t0 = time.perf_counter()
     run = load_run(run_dir, data)
@@ -152,6 +157,7 @@ def run_probes(run_dir: str | Path, *, labels: Sequence[str] | None = None, hook
         "run_dir": str(run_dir), "model_fingerprint": fp, "n_examples": n, "split": split,
         "random_init_seed": random_init_seed, "store": str(trained.path), "random_store": str(random_store.path),
         "seconds": round(time.perf_counter() - t0, 1), "l2_grid": list(l2_grid), "cv_folds": cv_folds})
+    record_entries(run_dir, "acts", "probes")
     return out
 
 

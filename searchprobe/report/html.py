@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from searchprobe.errors import DataError, SearchprobeError
+from searchprobe.errors import DataError, InputError, SearchprobeError
 from searchprobe.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from searchprobe.report import plots
 from searchprobe.tasks.base import task_of
@@ -57,15 +57,21 @@ class ReportResult:
 
 def build_report(run_dir: str | Path, *, n_examples: int = N_EXAMPLE_PICTURES) -> ReportResult:
     """Render `run_dir` into run_dir/report.html (+ run_dir/report/ with PNGs and report_data.json)."""
+    from searchprobe.files import read_run_config, warn_if_unfinished
+    from searchprobe.guard import record_entries
+
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise DataError(f"{run_dir} is not a run directory: config.json is missing")
+    if isinstance(n_examples, bool) or not isinstance(n_examples, int) or not 0 <= n_examples <= 64:
+        raise InputError(f"examples = {n_examples!r}; allowed: an integer from 0 to 64 (example pictures)")
+    config = read_run_config(run_dir)
     if not (run_dir / "model.safetensors").is_file():
         raise DataError(f"{run_dir} has no trained model (model.safetensors is missing); nothing to report")
-    config = json.loads((run_dir / "config.json").read_text())
+    unfinished = warn_if_unfinished(run_dir, config)
     assets = run_dir / "report"
     missing: list[str] = []
     sections = [_overview(run_dir, config)]
+    if unfinished:
+        sections[0].text = f"Unfinished: {unfinished}."
     for make in (_dataset_section, _training_section, _evaluation_section):
         section, note = make(run_dir, config, n_examples) if make is _dataset_section else make(run_dir, config)
         if section is not None:
@@ -90,6 +96,7 @@ def build_report(run_dir: str | Path, *, n_examples: int = N_EXAMPLE_PICTURES) -
     atomic_write_json(assets / "report_data.json", data)
     page = render_html(f"searchprobe report: {run_dir.name}", sections, subtitle=str(run_dir.resolve()))
     html_path = atomic_write_text(run_dir / "report.html", page)
+    record_entries(run_dir, "report", "report.html")
     return ReportResult(html_path, assets, [s.heading for s in sections], missing)
 
 
@@ -111,7 +118,7 @@ def _overview(run_dir: Path, config: dict[str, Any]) -> Section:
     rows = [["task", config.get("task")], ["dataset", ds.get("name")], ["dataset path", ds.get("path")],
             ["dataset fingerprint", ds.get("fingerprint")],
             ["model", f"{model.get('n_layers')} layers, d_model {model.get('d_model')}, {model.get('n_heads')} heads, "
-                      f"{config.get('n_params', 0):,} parameters"],
+                      f"{config.get('n_params', 0) if _number(config.get('n_params', 0)) else 0:,} parameters"],
             ["vocabulary", f"{len(config.get('vocab', []))} tokens"], ["code version", config.get("code_version")]]
     return Section("Run", "", tables=[{"caption": "", "columns": ["", ""], "rows": rows}], anchor="run")
 
@@ -138,21 +145,28 @@ def _dataset_section(run_dir: Path, config: dict[str, Any], n_examples: int) -> 
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl records (a torn last line from a live run is skipped)."""
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    """metrics.jsonl records (a torn last line from a live run is skipped; see `searchprobe.files`)."""
+    from searchprobe.files import read_metrics as read
+
+    return read(path)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _training_section(run_dir: Path, config: dict[str, Any]) -> tuple[Section | None, str]:
     path = run_dir / "metrics.jsonl"
-    records = read_metrics(path) if path.is_file() else []
+    try:
+        records = read_metrics(path) if path.is_file() else []
+    except DataError as exc:
+        return None, f"training curves ({exc}) — retrain, or repair the file"
     if not records:
         return None, "training curves (metrics.jsonl) — train the model with `searchprobe train`"
+    records = [r for r in records if _number(r.get("loss", 0.0)) and all(_number(v) or v is None for k, v in r.items()
+                                                                          if k.startswith("eval/"))]
+    if not records:
+        return None, f"training curves ({path} holds no numeric records) — retrain, or repair the file"
     steps = [r["step"] for r in records if "loss" in r]
     losses = [r["loss"] for r in records if "loss" in r]
     figures = [(plots.line_plot(steps, {"train loss": losses}, title="Training loss (solution tokens)", xlabel="step",
@@ -164,7 +178,9 @@ def _training_section(run_dir: Path, config: dict[str, Any]) -> tuple[Section | 
         figures.append((plots.line_plot([r["step"] for r in evals], series, title="Held-out rollout metrics",
                                         xlabel="step", ylabel="fraction", ylim=(0, 1.02)), "evaluation during training"))
     last = records[-1]
-    text = (f"{last['step']} steps, {last.get('tokens_seen', 0):,} tokens, {last.get('elapsed_s', 0):.0f} s; "
+    tokens = last.get("tokens_seen", 0) if _number(last.get("tokens_seen", 0)) else 0
+    seconds = last.get("elapsed_s", 0) if _number(last.get("elapsed_s", 0)) else 0
+    text = (f"{last['step']} steps, {tokens:,} tokens, {seconds:.0f} s; "
             f"final loss {losses[-1]:.4f}." if losses else "")
     return Section("Training", text, figures, anchor="training"), ""
 
@@ -173,9 +189,16 @@ def _evaluation_section(run_dir: Path, config: dict[str, Any]) -> tuple[Section 
     files = [p for p in [run_dir / "eval.json", *sorted(run_dir.glob("eval-*.json"))] if p.is_file()]
     if not files:
         return None, "evaluation (eval.json) — run `searchprobe eval RUN_DIR`"
+    from searchprobe.files import read_eval
+
     tables, figures = [], []
+    notes = []
     for path in files:
-        data = json.loads(path.read_text())
+        try:
+            data = read_eval(path)
+        except DataError as exc:
+            notes.append(f"evaluation ({exc}) — rerun `searchprobe eval RUN_DIR`")
+            continue
         metrics = data.get("metrics", {})
         names = [k for k in metrics if not k.startswith("random_walk/") and k != "n"]
         rows = [[k, _num(metrics[k]), _num(metrics.get(f"random_walk/{k}"))] for k in names]
@@ -186,8 +209,10 @@ def _evaluation_section(run_dir: Path, config: dict[str, Any]) -> tuple[Section 
                                                     "random walk": [metrics.get(f"random_walk/{k}", np.nan) for k in names]},
                                             title=f"{path.name}: model vs random-walk baseline", xlabel="",
                                             ylabel="fraction"), f"{path.name}"))
+    if not tables:
+        return None, "; ".join(notes)
     return Section("Evaluation", "Greedy rollouts on held-out examples, next to a random walk that never "
-                   "steps back unless it must.", figures, tables, anchor="evaluation"), ""
+                   "steps back unless it must.", figures, tables, anchor="evaluation"), "; ".join(notes)
 
 
 def _stage_section(run_dir: Path, stage: str) -> tuple[Section | None, str]:
@@ -196,20 +221,59 @@ def _stage_section(run_dir: Path, stage: str) -> tuple[Section | None, str]:
            "patching": "`searchprobe patch RUN_DIR`"}.get(stage, "its stage")
     if not path.is_file():
         return None, f"{stage} (no {stage}/report.json) — run {how}"
+    from searchprobe.files import read_stage_report
+
     try:
-        report = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        report = read_stage_report(path)
+    except DataError as exc:
         return None, f"{stage} ({path} is corrupt: {exc}) — rerun {how} with --force"
-    section = Section(report.get("title", stage), report.get("summary", ""), anchor=stage)
-    for sub in report.get("sections", []):
+    section = Section(report.get("title") or stage, report.get("summary") or "", anchor=stage)
+    refused = []
+    for sub in report.get("sections") or []:
         figs = []
-        for fig in sub.get("figures", []):
-            fpath = path.parent / fig.get("path", "")
-            if fpath.is_file():
-                figs.append((fpath.read_bytes(), fig.get("caption", "")))
-        section.subsections.append(Section(sub.get("heading", ""), sub.get("text", ""), figs, sub.get("tables", []),
+        for fig in sub.get("figures") or []:
+            image, why = _stage_image(run_dir, path.parent, fig["path"])
+            if image is not None:
+                figs.append((image, fig.get("caption") or ""))
+            elif why:
+                refused.append(f"{fig['path']!r} ({why})")
+        section.subsections.append(Section(sub.get("heading") or "", sub.get("text") or "", figs, sub.get("tables") or [],
                                            grid=sub.get("layout") == "grid" or len(figs) > 4))
-    return section, ""
+    note = f"{stage} figures left out: {', '.join(refused[:3])} — only images inside the run are embedded" if refused else ""
+    return section, note
+
+
+#: Image formats the report embeds, by their first bytes (no SVG: it can carry scripts).
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+          (b"GIF89a", "image/gif"))
+
+
+def _image_type(data: bytes) -> str | None:
+    for magic, mime in _MAGIC:
+        if data.startswith(magic):
+            return mime
+    return None
+
+
+def _stage_image(run_dir: Path, stage_dir: Path, name: str) -> tuple[bytes | None, str]:
+    """The bytes of a stage's figure, only if it is a real image file inside the run (after
+    resolving symbolic links); otherwise None and why ("" when the file is simply not there)."""
+    candidate = stage_dir / name
+    try:
+        resolved = candidate.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None, ""
+    root = run_dir.resolve()
+    if resolved != root and root not in resolved.parents:
+        return None, "outside the run directory"
+    if not resolved.is_file():
+        return None, "not a file"
+    if resolved.stat().st_size > 64 << 20:
+        return None, "larger than 64 MiB"
+    data = resolved.read_bytes()
+    if _image_type(data) is None:
+        return None, "not a PNG, JPEG or GIF image"
+    return data, ""
 
 
 def _num(v) -> str:
@@ -248,7 +312,7 @@ if(document.readyState==='complete'){check()}else{window.addEventListener('load'
 
 
 def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return f"data:{_image_type(png) or 'image/png'};base64," + base64.b64encode(png).decode("ascii")
 
 
 def _table_html(table: dict[str, Any]) -> str:

@@ -57,7 +57,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from searchprobe.errors import InputError
-from searchprobe.search.programs import ProgramSearchTask
+from searchprobe.search.programs import ProgramSearchTask, program_exists
 from searchprobe.search.trace import CORE_COLUMNS, Event, Trace, TraceBuilder
 
 __all__ = [
@@ -145,8 +145,8 @@ class Dovetailer:
             max_rounds = _positive_int(max_rounds, "max_rounds")
         if max_cells is not None:
             max_cells = _positive_int(max_cells, "max_cells")
-        total = task.num_programs()
-        if total is not None and total <= 0:
+        exists = program_exists(task)
+        if not exists(0):
             raise InputError(f"the task {type(task).__name__} has no programs: a dovetailer needs at least one")
         has_table = hasattr(task, "runtimes") and hasattr(task, "accepted")
         if method not in ("auto", "step", "table"):
@@ -156,9 +156,9 @@ class Dovetailer:
         if method == "table" or (method == "auto" and has_table):
             return _run_table(self.a, self.b, np.asarray(task.runtimes, dtype=np.float64),
                               np.asarray(task.accepted, dtype=bool), max_rounds, max_cells, record_trace)
-        return self._run_steps(task, total, max_rounds, max_cells, record_trace)
+        return self._run_steps(task, exists, max_rounds, max_cells, record_trace)
 
-    def _run_steps(self, task, total, max_rounds, max_cells, record_trace) -> DovetailResult:
+    def _run_steps(self, task, exists, max_rounds, max_cells, record_trace) -> DovetailResult:
         a, b = self.a, self.b
         trace = TraceBuilder() if record_trace else None
         running: list = []
@@ -167,8 +167,8 @@ class Dovetailer:
             if (max_rounds is not None and r >= max_rounds) or (max_cells is not None and cells >= max_cells):
                 break
             r += 1
-            target = a * r if total is None else min(a * r, total)
-            while admitted < target:
+            target = a * r
+            while admitted < target and exists(admitted):
                 running.append(task.start(admitted))
                 if trace is not None:
                     trace.add(Event.ADMIT, admitted, round=r)
@@ -196,7 +196,7 @@ class Dovetailer:
                     return DovetailResult(run.index, r, cells, int(run.steps),
                                           trace.build() if trace is not None else Trace.empty())
             running = still_running
-            if not running and total is not None and admitted >= total:
+            if not running and not exists(admitted):
                 break
         return DovetailResult(None, r, cells, 0, trace.build() if trace is not None else Trace.empty())
 

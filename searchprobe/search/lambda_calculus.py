@@ -348,6 +348,10 @@ class LambdaTask:
             return None
         return sum(count_closed_terms(n) for n in range(1, self.max_bits + 1))
 
+    def has_program(self, index: int) -> bool:
+        """Whether program `index` exists (enumerates terms only up to its size, unlike `num_programs`)."""
+        return not isinstance(index, bool) and index >= 0 and self._extend_to(index)
+
     def program(self, index: int) -> Term:
         self._check(index)
         return self._programs[index]

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from searchprobe.errors import InputError
-from searchprobe.search.programs import ProgramSearchTask
+from searchprobe.search.programs import ProgramSearchTask, program_exists
 from searchprobe.search.trace import Event, Trace, TraceBuilder
 
 __all__ = ["LevinResult", "levin_search", "fast_budget", "halting_phase", "levin_outcome"]
@@ -85,8 +85,8 @@ def levin_search(
     for name, value in (("max_phase", max_phase), ("max_work", max_work)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0):
             raise InputError(f"{name}={value!r} is not allowed: {name} must be a positive integer or None")
-    total = task.num_programs()
-    if total is not None and total <= 0:
+    exists = program_exists(task)
+    if not exists(0):
         raise InputError(f"the task {type(task).__name__} has no programs: Levin search needs at least one")
     trace = TraceBuilder() if record_trace else None
     running: list[tuple[object, int]] = []  # (run, bits), in index order
@@ -98,7 +98,7 @@ def levin_search(
     while True:
         if (max_phase is not None and phase >= max_phase) or (max_work is not None and work >= max_work):
             break
-        if not running and total is not None and next_index >= total:
+        if not running and not exists(next_index):
             break
         phase += 1
         while next_bits is not None and next_bits <= phase:
@@ -110,7 +110,7 @@ def levin_search(
             if trace is not None:
                 trace.add(Event.ADMIT, next_index, h=float(next_bits), phase=phase)
             next_index += 1
-            has_next = total is None or next_index < total
+            has_next = exists(next_index)
             next_bits = _program_bits(task, next_index, next_bits) if has_next else None
         still_running = []
         for k, (run, bits) in enumerate(running):

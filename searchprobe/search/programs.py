@@ -48,6 +48,17 @@ class ProgramSearchTask(Protocol):
         ...
 
 
+def program_exists(task: ProgramSearchTask):
+    """``i -> bool``: whether program `i` of `task` exists, without counting the whole space when
+    the task can say so cheaply (``has_program``): counting every closed lambda term of up to
+    1000 bits takes hours, while a search stopped by its work limit only looks at the first few."""
+    has = getattr(task, "has_program", None)
+    if callable(has):
+        return lambda index: bool(has(index))
+    total = task.num_programs()
+    return lambda index: total is None or index < total
+
+
 @dataclass
 class _TableRun:
     index: int

@@ -202,6 +202,8 @@ class DatasetWriter:
         self._finished = False
 
     def __enter__(self) -> "DatasetWriter":
+        if self.overwrite:
+            check_replaceable(self.path)
         self._stack = ExitStack()
         self._tmp = self._stack.enter_context(atomic_directory(self.path, overwrite=self.overwrite))
         return self
@@ -382,21 +384,61 @@ class StoredDataset:
 
 
 def read_dataset(path: str | os.PathLike) -> StoredDataset:
-    """Open a dataset directory written by `DatasetWriter` (memory-mapped; nothing is copied)."""
+    """Open a dataset directory written by `DatasetWriter` (memory-mapped; nothing is copied).
+
+    Every file is checked first (`searchprobe.files.read_dataset_files`); a corrupt or truncated
+    Arrow shard is a one-line DataError naming the split."""
     from datasets import load_from_disk
 
+    from searchprobe.files import read_dataset_files
+
     path = Path(path)
-    for needed in ("dataset_dict.json", "config.json", "vocab.json"):
-        if not (path / needed).is_file():
-            raise DataError(f"{path} is not a searchprobe dataset: {needed} is missing")
+    config, vocab, splits = read_dataset_files(path)
     try:
-        config = json.loads((path / "config.json").read_text())
-        vocab = json.loads((path / "vocab.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: corrupt JSON ({exc})") from None
-    if config.get("store_format") != STORE_FORMAT:
-        raise DataError(f"{path}: store format {config.get('store_format')!r} is not {STORE_FORMAT!r}")
-    return StoredDataset(path=path, splits=load_from_disk(str(path)), vocab=vocab, config=config)
+        loaded = load_from_disk(str(path))
+    except Exception as exc:  # pyarrow.ArrowInvalid, OSError, ValueError, … from a damaged folder
+        raise DataError(f"{path}: cannot read the dataset's Arrow files ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); regenerate it") from None
+    return StoredDataset(path=path, splits=loaded, vocab=vocab, config=config)
+
+
+#: Top-level entries `DatasetWriter` writes into a dataset directory (besides one folder per split).
+DATASET_FILES = ("dataset_dict.json", "config.json", "vocab.json", "README.md")
+
+
+def is_dataset_dir(path: str | os.PathLike) -> bool:
+    """Whether `path` holds a dataset directory searchprobe wrote (its config.json says so)."""
+    from searchprobe.files import read_json
+
+    try:
+        return read_json(Path(path) / "config.json").get("store_format") == STORE_FORMAT
+    except DataError:
+        return False
+
+
+def check_replaceable(path: str | os.PathLike, flag: str = "--overwrite") -> None:
+    """Refuse to replace a directory searchprobe did not write, or one holding anything else too.
+
+    `generate --overwrite` (and `run`'s generate stage) replace a whole directory; that is only
+    safe when every entry in it is one the dataset store wrote."""
+    from searchprobe.files import read_json
+
+    path = Path(path)
+    if not path.exists() or not path.is_dir() or not any(path.iterdir()):
+        return
+    if not is_dataset_dir(path):
+        raise InputError(f"{flag}: {path} is not a searchprobe dataset (no config.json with store format "
+                         f"{STORE_FORMAT!r}); searchprobe replaces only directories it wrote: choose another --out")
+    splits = read_json(path / "config.json").get("splits")
+    own = set(DATASET_FILES) | (set(splits) if isinstance(splits, dict) else set())
+    try:
+        own |= set(read_json(path / "dataset_dict.json").get("splits") or [])
+    except (DataError, TypeError):
+        pass
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in own)
+    if foreign:
+        raise InputError(f"{flag}: {path} also holds {foreign[0]!r}, which searchprobe did not write; move it "
+                         f"away or choose another --out (nothing was changed)")
 
 
 # --- merging shards ------------------------------------------------------------------------------

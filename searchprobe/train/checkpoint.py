@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from searchprobe.errors import DataError
-from searchprobe.io import atomic_write_bytes
+from searchprobe.io import _current_umask, atomic_write_bytes
 
 STATE_DIR = "train_state"
 
@@ -55,7 +55,11 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
         tensors = load_file(str(path))
     except Exception as exc:  # safetensors raises several types for truncated/corrupt files
         raise DataError(f"model weights at {path} are corrupt or truncated ({type(exc).__name__}: {exc})") from None
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+    except RuntimeError as exc:  # same names, other shapes ("size mismatch for …")
+        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc).splitlines()[0])
+        raise DataError(f"{path}: weights of another shape than the run's config.json describes ({first})") from None
     if missing or unexpected:
         raise DataError(
             f"weights at {path} do not fit this model: missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}"
@@ -92,6 +96,8 @@ def save_train_state(run_dir: Path, model, optimizer, step: int, extra: dict[str
         **extra,
     }
     (tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+    for name in ("model.safetensors", "optimizer.safetensors"):  # safetensors makes 0600 files: follow the umask
+        os.chmod(tmp / name, 0o666 & ~_current_umask())
     _verify(tmp)  # read back before it may replace the last good checkpoint
     old = run_dir / f".{STATE_DIR}.old"
     shutil.rmtree(old, ignore_errors=True)
@@ -110,7 +116,10 @@ def _verify(state_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.T
         raise DataError(f"checkpoint {state_dir} is incomplete: {Path(exc.filename).name} is missing") from None
     except Exception as exc:
         raise DataError(f"checkpoint {state_dir} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
-    if _checksum(weights) != state["checksums"]["model"] or _checksum(opt) != state["checksums"]["optimizer"]:
+    sums = state.get("checksums") if isinstance(state, dict) else None
+    if not isinstance(sums, dict) or not isinstance(state.get("step"), int):
+        raise DataError(f"{state_dir / 'state.json'}: not a searchprobe checkpoint state (no step or checksums)")
+    if _checksum(weights) != sums.get("model") or _checksum(opt) != sums.get("optimizer"):
         raise DataError(f"checkpoint {state_dir} fails its checksum (corrupt write?)")
     return weights, opt, state
 

@@ -67,6 +67,15 @@ class TrainConfig:
             raise ConfigError(f"train.precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.warmup_steps < 0 or self.grad_clip < 0:
             raise ConfigError("train.warmup_steps and train.grad_clip must be >= 0")
+        if self.time_limit_s is not None and not (self.time_limit_s > 0 and math.isfinite(self.time_limit_s)):
+            raise ConfigError(f"train.time_limit_s (--time-limit) must be a positive number of seconds, got {self.time_limit_s}")
+        for name in ("lr", "weight_decay", "beta1", "beta2", "grad_clip"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"train.{name} must be a finite number, got {getattr(self, name)}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ConfigError(f"train.beta1 and train.beta2 must be in [0, 1), got {self.beta1} and {self.beta2}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -126,6 +135,7 @@ class TrainResult:
     tokens_seen: int
     elapsed_s: float
     last_eval: dict[str, Any] | None
+    stopped: str = "steps"  #: why the loop ended: "steps" (the last step), "time_limit" or "stop_after_step"
 
 
 def _dist_info() -> tuple[int, int]:
@@ -175,6 +185,7 @@ def train(
     schedule = BatchSchedule(data.lengths, cfg.batch_size, cfg.seed, cfg.sort_window)
     t0 = time.perf_counter() - elapsed
     step = start_step
+    stopped = "steps"
     while step < cfg.steps:
         rows_global = schedule(step)
         n_global = int(data.loss_mask(rows_global).sum())
@@ -208,12 +219,16 @@ def train(
             save_train_state(run_dir, model, optimizer, step,
                              {"tokens_seen": tokens_seen, "elapsed_s": time.perf_counter() - t0})
             save_weights(model, run_dir / "model.safetensors")
-        if stop_after_step is not None and step >= stop_after_step:
+        if step >= cfg.steps:
             break
         if timed_out:
+            stopped = "time_limit"
+            break
+        if stop_after_step is not None and step >= stop_after_step:
+            stopped = "stop_after_step"
             break
     bar.close()
-    return TrainResult(step, loss_value, tokens_seen, time.perf_counter() - t0, last_eval)
+    return TrainResult(step, loss_value, tokens_seen, time.perf_counter() - t0, last_eval, stopped)
 
 
 def _global_loss(loss: torch.Tensor) -> float:
@@ -232,10 +247,12 @@ def _append_metrics(path: Path, record: dict[str, Any]) -> None:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines written after the checkpoint we resume from (they will be redone)."""
+    """Drop metric lines written after the checkpoint we resume from (they will be redone); a torn
+    last line (the process was killed mid-write) goes too."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    from searchprobe.files import read_metrics
     from searchprobe.io import atomic_write_text
 
-    atomic_write_text(path, "".join(line + "\n" for line in keep))
+    keep = [record for record in read_metrics(path) if record["step"] <= step]
+    atomic_write_text(path, "".join(json.dumps(record, sort_keys=True) + "\n" for record in keep))

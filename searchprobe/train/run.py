@@ -8,7 +8,7 @@ tokenizer and the config in one call, and refuses a dataset whose vocabulary dif
 
 from __future__ import annotations
 
-import json
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +19,12 @@ import numpy as np
 from searchprobe import __version__
 from searchprobe.config import from_dict, load_toml, to_dict
 from searchprobe.errors import ConfigError, DataError, FingerprintMismatch, InputError
+from searchprobe.files import FINISHED, RUN_FORMAT, check_run_dir, read_run_config, vocab_list, warn_if_unfinished
 from searchprobe.io import atomic_write_json
 from searchprobe.tasks.base import Task, get_task, task_of
 from searchprobe.train.loop import TrainConfig
 from searchprobe.train.model import ModelConfig, preset
 from searchprobe.train.task_data import TaskData
-
-RUN_FORMAT = "searchprobe-run/1"
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,17 @@ class ExperimentConfig:
     eval_split: str = "validation"
     n: int | None = None  #: with a task TOML as data: how many examples to generate
 
+    def __post_init__(self) -> None:
+        if isinstance(self.eval_examples, bool) or not isinstance(self.eval_examples, int) or self.eval_examples <= 0:
+            raise ConfigError(f"experiment: eval_examples = {self.eval_examples!r}; allowed: a positive number of "
+                              "held-out examples")
+        if not isinstance(self.eval_split, str) or not self.eval_split:
+            raise ConfigError(f"experiment: eval_split = {self.eval_split!r}; allowed: the name of a dataset split")
+        if self.n is not None and (isinstance(self.n, bool) or not isinstance(self.n, int) or self.n <= 0):
+            raise ConfigError(f"experiment: n = {self.n!r}; allowed: a positive number of examples")
+        if not isinstance(self.model, dict):
+            raise ConfigError(f"experiment: [model] must be a table, got {self.model!r}")
+
     def model_config(self) -> ModelConfig:
         options = dict(self.model)
         base = preset(options.pop("preset", "tiny"))
@@ -56,33 +66,112 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
 
 
 # --- train / eval / load -----------------------------------------------------------------------
+def declared_splits(data: str | Path) -> list[str] | None:
+    """The split names a dataset will have: a dataset directory's own, a task TOML's ``[splits]``
+    (or the store's default splits); None when the dataset does not exist yet."""
+    from searchprobe.files import dataset_splits
+    from searchprobe.tasks.store import DEFAULT_SPLITS
+
+    data = Path(data)
+    if data.suffix == ".toml":
+        splits = load_toml(data).get("splits", DEFAULT_SPLITS)
+        return list(splits) if isinstance(splits, dict) else None
+    if data.exists():
+        return dataset_splits(data)
+    return None
+
+
+def check_eval_split(cfg: ExperimentConfig, data: str | Path | None = None) -> None:
+    """A one-line error, before any work, when the evaluation split is not one the dataset has."""
+    splits = declared_splits(cfg.data if data is None else data)
+    if splits is not None and cfg.eval_split not in splits:
+        raise ConfigError(f"eval_split = {cfg.eval_split!r}: dataset {cfg.data} has no such split; "
+                          f"allowed: {', '.join(splits)}")
+
+
 def prepare_data(cfg: ExperimentConfig, out: Path):
     """Open the experiment's dataset (generating it first when `data` is a task TOML)."""
-    from searchprobe.tasks.store import read_dataset
+    from searchprobe.guard import record_entries
+    from searchprobe.tasks.store import is_dataset_dir, read_dataset
 
     data = Path(cfg.data)
     if data.suffix == ".toml":
         task = get_task(load_toml(data).get("task"), f"{data}: top-level key 'task'")
         target = out / "data"
-        if not (target / "config.json").exists():
+        if not is_dataset_dir(target):
+            record_entries(out, "data")
             task.generate(data, out=target, n=cfg.n, overwrite=True)
         data = target
     return read_dataset(data)
 
 
+def plan_run(out: Path, resume: bool, *, quiet: bool = False) -> bool:
+    """Whether `train` into `out` resumes (True) or starts fresh (False); a one-line error when it
+    may do neither. A run that died before its first checkpoint starts over (with or without
+    --resume); a folder searchprobe did not write (a Hugging Face model folder has config.json and
+    model.safetensors too) is never written into."""
+    from searchprobe.guard import foreign_run_entries, note
+    from searchprobe.train.checkpoint import find_train_state
+
+    config = out / "config.json"
+    if config.exists() or config.is_symlink():
+        try:
+            read_run_config(out)
+        except DataError as exc:
+            raise DataError(f"{exc}; searchprobe writes only into its own run directories: choose another --out") from None
+        if find_train_state(out) is None:
+            if resume and not quiet:
+                note(f"{out} has no checkpoint yet (its training stopped before the first one); starting from step 0")
+            return False
+        if not resume:
+            raise ConfigError(f"run directory {out} already holds a run (pass --resume to continue it, or choose another --out)")
+        return True
+    if resume:
+        raise ConfigError(f"--resume: {out} holds no run to resume (config.json is missing); run without --resume")
+    foreign = foreign_run_entries(out)
+    if foreign:
+        raise DataError(f"{out / foreign[0]} exists but searchprobe did not write it; choose another --out")
+    return False
+
+
 def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
               stop_after_step: int | None = None) -> dict[str, Any]:
-    """Train per `cfg` into run directory `out`; returns the final evaluation."""
+    """Train per `cfg` into run directory `out`; returns the final evaluation.
+
+    The run directory is locked for the whole training (`searchprobe.guard.lock_directory`), and
+    ``finished.json`` marks a run that reached its last step (or its time limit)."""
     import torch
 
+    from searchprobe.guard import check_out_path, lock_directory
+
+    out = check_out_path(out)
+    if not Path(cfg.data).exists():
+        raise DataError(f"data {cfg.data} does not exist; give a dataset directory or a task TOML")
+    check_eval_split(cfg)
+    cfg.model_config()
+    plan_run(out, resume, quiet=True)  # fails fast, before the lock or anything is written
+    if Path(cfg.data).suffix != ".toml":  # a dataset directory: its files, task, splits and vocabulary
+        from searchprobe.tasks.store import read_dataset
+
+        ready = TaskData(read_dataset(cfg.data))
+        ready.split("train")
+        ready.split(cfg.eval_split)
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank = torch.distributed.get_rank() if distributed else 0
+    with lock_directory(out) if rank == 0 else contextlib.nullcontext(out):
+        return _train_run(cfg, out, resume=resume, progress=progress, stop_after_step=stop_after_step,
+                          distributed=distributed, rank=rank)
+
+
+def _train_run(cfg: ExperimentConfig, out: Path, *, resume: bool, progress: bool, stop_after_step: int | None,
+               distributed: bool, rank: int) -> dict[str, Any]:
+    import torch
+
+    from searchprobe.guard import TRAIN_ENTRIES, record_entries, remove_owned
     from searchprobe.train.loop import pick_device, train
     from searchprobe.train.model import build_model, count_parameters
 
-    out = Path(out)
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    rank = torch.distributed.get_rank() if distributed else 0
-    if out.exists() and (out / "config.json").exists() and not resume:
-        raise ConfigError(f"run directory {out} already holds a run (pass --resume to continue it, or choose another --out)")
+    resume = plan_run(out, resume)
     stored = prepare_data(cfg, out) if rank == 0 else None  # rank 0 generates the data, if it must
     if distributed:
         torch.distributed.barrier()  # the data exists, and every rank has looked before rank 0 writes config.json
@@ -90,8 +179,6 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
         stored = prepare_data(cfg, out)
     task_data = TaskData(stored)
     task_data.split(cfg.eval_split)  # a missing or empty evaluation split fails now, not after training
-    if cfg.eval_examples <= 0:
-        raise ConfigError(f"eval_examples = {cfg.eval_examples}; allowed: a positive number of held-out examples")
     train_data = task_data.token_data("train")
     model_cfg = cfg.model_config().with_data(len(task_data.vocab), train_data.max_len)
     if cfg.train.threads is not None:
@@ -115,7 +202,11 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
         _check_same_run(out, run_config)
     elif rank == 0:
         out.mkdir(parents=True, exist_ok=True)
+        record_entries(out, *TRAIN_ENTRIES, ".train_state.tmp", ".train_state.old")
+        remove_owned(out, only=[n for n in TRAIN_ENTRIES if n != "config.json"] + [".train_state.tmp"])
         atomic_write_json(out / "config.json", run_config)
+    if rank == 0:
+        (out / FINISHED).unlink(missing_ok=True)  # set again only when this training reaches its end
     if rank == 0:
         print(f"model: {n_params:,} parameters ({model_cfg.n_layers} layers, d_model {model_cfg.d_model}, "
               f"{model_cfg.n_heads} heads); {len(train_data):,} training sequences of ≤ {train_data.max_len} tokens")
@@ -130,20 +221,27 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
     torch.manual_seed(cfg.train.seed)
     result = train(model, train_data, cfg.train, out, evaluate=evaluate, resume=resume, progress=progress,
                    stop_after_step=stop_after_step)
-    final = result.last_eval or {}
+    finished = result.stopped in ("steps", "time_limit")
     if rank != 0:
-        return final
+        return result.last_eval or {}
+    if result.last_eval is None and finished:  # resumed at its last step: evaluate the weights it has
+        model.eval()
+        result.last_eval = evaluate(model, result.step)
+    final = result.last_eval or {}
     atomic_write_json(out / "eval.json", {"split": cfg.eval_split, "step": result.step, "metrics": final,
                                          "elapsed_s": round(result.elapsed_s, 2), "tokens_seen": result.tokens_seen})
+    if finished:
+        atomic_write_json(out / FINISHED, {"step": result.step, "steps": cfg.train.steps, "stopped": result.stopped,
+                                           "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     return final
 
 
 def _check_same_run(out: Path, run_config: dict[str, Any]) -> None:
-    saved = json.loads((out / "config.json").read_text())
+    saved = read_run_config(out)
     for key in ("model", "vocab"):
         if saved.get(key) != run_config.get(key):
             raise FingerprintMismatch(f"cannot resume {out}: its {key} differs from this experiment's")
-    if saved["dataset"]["fingerprint"] != run_config["dataset"]["fingerprint"]:
+    if saved["dataset"].get("fingerprint") != run_config["dataset"]["fingerprint"]:
         raise FingerprintMismatch(
             f"cannot resume {out}: it was trained on dataset {saved['dataset']['fingerprint']}, not {run_config['dataset']['fingerprint']}")
 
@@ -209,13 +307,11 @@ def load_run(run_dir: str | Path, data: str | Path | None = None, device: str | 
     from searchprobe.tasks.store import read_dataset
     from searchprobe.train.checkpoint import load_weights
     from searchprobe.train.model import build_model
+    from searchprobe.train.tokenizer import attach_tokenizer
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise DataError(f"{run_dir} is not a run directory: config.json is missing")
-    if not (run_dir / "model.safetensors").is_file():
-        raise DataError(f"{run_dir} has no trained model yet (model.safetensors is missing)")
-    config = json.loads((run_dir / "config.json").read_text())
+    config = check_run_dir(run_dir, data)
+    warn_if_unfinished(run_dir, config)
     model_cfg = from_dict(ModelConfig, config["model"], f"{run_dir}/config.json [model]")
     model = build_model(model_cfg, device=device)
     load_weights(model, run_dir / "model.safetensors")
@@ -224,12 +320,13 @@ def load_run(run_dir: str | Path, data: str | Path | None = None, device: str | 
     data_path = Path(data) if data is not None else Path(config["dataset"]["path"])
     if data is not None or data_path.exists():
         stored = read_dataset(data_path)
-        vocab = list(stored.vocab) if isinstance(stored.vocab, list) else list(stored.vocab["tokens"])
+        vocab = vocab_list(stored.vocab, data_path / "vocab.json")
         if vocab != config["vocab"]:
             raise FingerprintMismatch(
                 f"dataset {data_path} has a {len(vocab)}-token vocabulary that differs from the model's "
-                f"({len(config['vocab'])} tokens, from {config['dataset']['name']}); use a dataset made with the same tokenizer")
+                f"({len(config['vocab'])} tokens, from {config['dataset'].get('name')}); use a dataset made with the same tokenizer")
     task = task_of(config, f"{run_dir}/config.json")
+    attach_tokenizer(model, config["vocab"], task.pad_token, task.stop_token)  # to_str_tokens & co. on the bridge
     tokenizer = task.tokenizer(stored.config if stored is not None else config["dataset"])
     return LoadedRun(model, tokenizer, config, run_dir, config["vocab"], stored, task)
 
@@ -243,4 +340,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     result = {"split": split, "dataset": str(run.dataset.path), "metrics": metrics,
               "seconds": round(time.perf_counter() - start, 2)}
     atomic_write_json(Path(run_dir) / f"eval-{split}.json", result)
+    from searchprobe.guard import record_entries
+
+    record_entries(run_dir, f"eval-{split}.json")
     return result

@@ -303,22 +303,29 @@ def generate_dataset(cfg: MazeConfig, out: str | os.PathLike | None = None, *, s
     meta = dataset_meta(cfg, shard)
     vocab = tokenizer_for(cfg).vocab
     index_range = range(cfg.n) if shard is None else store.shard_range(cfg.n, *shard)
-    jobs = [(cfg, a, b, cfg.labels) for a, b in _chunks(index_range, cfg.batch_size)]
+    from searchprobe.guard import check_example_count
+
+    check_example_count(len(index_range), "n")  # before any job exists or memory is spent
+
+    def jobs() -> Iterator[tuple[MazeConfig, int, int, bool]]:  # lazily: the list of a huge n never exists
+        return ((cfg, a, b, cfg.labels) for a, b in _chunks(index_range, cfg.batch_size))
+
+    n_jobs = -(-len(index_range) // cfg.batch_size)
     from tqdm import tqdm
 
     bar = tqdm(total=len(index_range), unit="maze", desc=name, disable=not progress, leave=False)
     with store.DatasetWriter(out, splits=cfg.splits, overwrite=overwrite) as writer:
-        if workers == 1 or len(jobs) == 1:
-            results: Iterator = map(_chunk_records, jobs)
+        if workers == 1 or n_jobs == 1:
+            results: Iterator = map(_chunk_records, jobs())
             pool = None
         else:
             import multiprocessing as mp
 
             # fork: works from any __main__ (scripts, stdin, notebooks); workers only use numpy + pyarrow
-            pool = mp.get_context("fork").Pool(min(workers, len(jobs)))
-            results = pool.imap(_chunk_records, jobs)
+            pool = mp.get_context("fork").Pool(min(workers, n_jobs))
+            results = pool.imap(_chunk_records, jobs())
         try:
-            for (a, b), (table, keys) in zip(((j[1], j[2]) for j in jobs), results):
+            for (a, b), (table, keys) in zip(((j[1], j[2]) for j in jobs()), results):
                 writer.add(table, keys)
                 bar.update(b - a)
         finally:
