@@ -4,19 +4,25 @@ A config class is a plain dataclass. `from_dict` checks every key and type and n
 and the allowed keys when something is off. `content_hash` hashes the canonical JSON of the
 fields that change the output (fields declared with ``metadata={"hash": False}`` are left out)
 plus a format version, so output names like ``maze-dfs-g7-n1000-h1a2b3c4`` change exactly when
-the output would.
+the output would. `load_toml` applies ``--set key.sub=value`` overrides (`apply_overrides`) to the
+parsed file before any of that checking, so an override is validated exactly like the file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import copy
 import dataclasses
+import datetime
 import hashlib
 import json
+import re
 import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Any, Iterator, Literal, Sequence, TypeVar, get_args, get_origin
 
 from searchprobe.errors import ConfigError
 
@@ -26,7 +32,89 @@ T = TypeVar("T")
 FORMAT_VERSION = 1
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
+#: What ``--set`` means, for the help of every verb that takes a TOML.
+SET_HELP = ("override one key of the TOML before it is checked, dotted for tables: --set train.lr=3e-4, "
+            "--set n=500, --set train.precision=bf16 (a TOML value; anything else is a string); repeatable")
+
+_KEY_PART = re.compile(r"[A-Za-z0-9_-]+\Z")
+#: (resolved path, overrides) pairs `load_toml` applies while `toml_overrides` is active.
+_ACTIVE: contextvars.ContextVar[tuple[tuple[Path, tuple[str, ...]], ...]] = contextvars.ContextVar(
+    "searchprobe_toml_overrides", default=())
+
+
+def parse_override(text: str, flag: str = "--set") -> tuple[list[str], Any]:
+    """``"train.lr=3e-4"`` -> (["train", "lr"], 0.0003). The value is read as a TOML value (number,
+    boolean, quoted string, array, inline table); anything that is not one is taken as a plain
+    string, so ``--set train.precision=bf16`` works unquoted."""
+    if not isinstance(text, str) or "=" not in text:
+        raise ConfigError(f"{flag} {text!r}: expected KEY=VALUE with a dotted key, e.g. {flag} train.lr=3e-4")
+    key, _, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not all(_KEY_PART.match(part) for part in parts):
+        raise ConfigError(f"{flag} {text!r}: the key {key.strip()!r} must be dotted names of letters, digits, _ and - "
+                          f"(e.g. train.lr)")
+    return parts, _toml_value(raw.strip())
+
+
+def _toml_value(raw: str) -> Any:
+    try:
+        parsed = tomllib.loads(f"value = {raw}")
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return raw
+    if list(parsed) != ["value"]:  # "1\nother = 2": more than one value
+        return raw
+    value = parsed["value"]
+    if isinstance(value, (datetime.date, datetime.time)):  # 2024-01-01 is meant as text, not a TOML date
+        return raw
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], flag: str = "--set") -> dict[str, Any]:
+    """A copy of the parsed TOML `data` with each ``key.sub=value`` override set (tables created
+    where missing); checking the result is left to the same validation as the file's."""
+    data = copy.deepcopy(data)
+    for text in overrides:
+        parts, value = parse_override(text, flag)
+        table = data
+        for depth, part in enumerate(parts[:-1]):
+            inner = table.setdefault(part, {})
+            if not isinstance(inner, dict):
+                where = ".".join(parts[: depth + 1])
+                raise ConfigError(f"{flag} {text!r}: {where} is not a table (it is {inner!r}), so it has no key "
+                                  f"{parts[depth + 1]!r}")
+            table = inner
+        table[parts[-1]] = value
+    return data
+
+
+@contextlib.contextmanager
+def toml_overrides(path: str | Path, overrides: Sequence[str], flag: str = "--set") -> Iterator[None]:
+    """While active, every `load_toml` of `path` returns the file with `overrides` applied (so a
+    task's own loader sees them too). The overrides' syntax is checked on entry."""
+    overrides = tuple(overrides or ())
+    for text in overrides:
+        parse_override(text, flag)
+    if not overrides:
+        yield
+        return
+    token = _ACTIVE.set(_ACTIVE.get() + ((Path(path).resolve(), overrides),))
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def load_toml(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """A parsed TOML file, with ``--set`` `overrides` (and those of an active `toml_overrides` of
+    this path) applied; every problem is one ConfigError line."""
+    data = _read_toml(path)
+    active = [o for p, ovs in _ACTIVE.get() if p == Path(path).resolve() for o in ovs]
+    if active or overrides:
+        data = apply_overrides(data, [*active, *overrides])
+    return data
+
+
+def _read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"config file {path} is a directory, not a TOML file")
@@ -46,9 +134,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: TOML nested too deeply") from None
 
 
-def load_config(path: str | Path, cls: type[T], section: str | None = None) -> T:
-    """Read `cls` from the TOML file at `path` (optionally from one `[section]` of it)."""
-    data = load_toml(path)
+def load_config(path: str | Path, cls: type[T], section: str | None = None, overrides: Sequence[str] = ()) -> T:
+    """Read `cls` from the TOML file at `path` (optionally from one `[section]` of it), with
+    ``--set`` `overrides` applied to the whole file first."""
+    data = load_toml(path, overrides)
     where = str(path)
     if section is not None:
         if section not in data:

@@ -10,9 +10,10 @@ Files read:
 ==========================  ===================================================================
 file                        checked
 ==========================  ===================================================================
-run ``config.json``         a JSON object written by searchprobe (``format``), with ``model``
-                            (object), ``vocab`` (list of strings) and ``dataset`` (object with
-                            a ``path`` string)
+run ``config.json``         a JSON object written by searchprobe (``format``: a run format this
+                            version reads, `RUN_FORMATS`), with ``model`` (object), ``vocab``
+                            (list of strings) and ``dataset`` (object with a ``path`` string:
+                            see `run_dataset_path`)
 ``metrics.jsonl``           one JSON object per line with an integer ``step``; a torn last
                             line (a run killed mid-write) is skipped
 ``eval.json``               an object whose ``metrics`` map names to numbers (or null)
@@ -28,13 +29,19 @@ dataset ``config.json``     an object with the store format, ``splits`` and a ``
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from searchprobe.errors import DataError
 
-#: The run directory format (written to a run's config.json by `train`).
-RUN_FORMAT = "searchprobe-run/1"
+#: The run directory format (written to a run's config.json by `train`). Version 2 stores the
+#: dataset path relative to the run directory (a moved or copied run keeps finding its dataset);
+#: version 1 stored it relative to the directory training ran in.
+RUN_FORMAT = "searchprobe-run/2"
+RUN_FORMAT_V1 = "searchprobe-run/1"
+#: The run formats this version reads.
+RUN_FORMATS = (RUN_FORMAT_V1, RUN_FORMAT)
 #: The completion marker `train` writes when a run has reached its last step (or its time limit).
 FINISHED = "finished.json"
 
@@ -149,7 +156,8 @@ def is_run_config(path: str | Path) -> bool:
         config = read_json(path)
     except DataError:
         return False
-    return config.get("format") == RUN_FORMAT
+    fmt = config.get("format")
+    return isinstance(fmt, str) and fmt.startswith("searchprobe-run/")  # a format of another version too
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
@@ -162,7 +170,12 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
         raise DataError(f"{run_dir} is not a run directory: config.json is missing")
     config = read_json(path)
     fmt = config.get("format")
-    if fmt != RUN_FORMAT:
+    if isinstance(fmt, str) and fmt.startswith("searchprobe-run/") and fmt not in RUN_FORMATS:
+        from searchprobe import __version__
+
+        raise DataError(f"{path}: run format {fmt!r} is not one searchprobe {__version__} reads "
+                        f"({', '.join(RUN_FORMATS)}); use the searchprobe version that wrote the run")
+    if fmt not in RUN_FORMATS:
         raise DataError(f"{path}: not a searchprobe run config (format {fmt!r}, expected {RUN_FORMAT!r})")
     need(config, "model", dict, path)
     vocab = need(config, "vocab", list, path)
@@ -170,9 +183,38 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
         raise DataError(f"{path}: key 'vocab' must be a list of strings")
     dataset = need(config, "dataset", dict, path)
     need(dataset, "path", str, f"{path} [dataset]")
+    need(dataset, "absolute", str, f"{path} [dataset]", optional=True)
     need(config, "task", str, path)
     need(config, "train", dict, path, optional=True)
     return config
+
+
+def dataset_location(dataset: str | Path, run_dir: str | Path) -> dict[str, str]:
+    """The ``path`` and ``absolute`` keys a run's config.json stores for its dataset: the path
+    relative to the run directory (what `run_dataset_path` resolves) and, as a fallback for a run
+    moved without its dataset, the absolute path at training time."""
+    absolute = Path(dataset).resolve()
+    try:
+        relative = Path(os.path.relpath(absolute, Path(run_dir).resolve())).as_posix()
+    except ValueError:  # another drive (Windows): only an absolute path can name it
+        relative = str(absolute)
+    return {"path": relative, "absolute": str(absolute)}
+
+
+def run_dataset_path(run_dir: str | Path, config: dict[str, Any]) -> Path:
+    """Where the dataset of a run is. Format 2 stores the path relative to the run directory, so
+    a moved or copied run with its dataset alongside (or inside it, as ``<run>/data``) works from
+    any working directory; when that is gone, the absolute path at training time is tried. Format 1
+    stored it relative to the directory training ran in (resolved against the working directory)."""
+    dataset = config["dataset"]
+    stored = Path(dataset["path"])
+    if config.get("format") == RUN_FORMAT_V1:
+        return stored
+    first = stored if stored.is_absolute() else Path(os.path.normpath(Path(run_dir).resolve() / stored))
+    absolute = dataset.get("absolute")
+    if not first.exists() and isinstance(absolute, str) and absolute and Path(absolute).exists():
+        return Path(absolute)
+    return first
 
 
 def read_finished(run_dir: str | Path) -> dict[str, Any] | None:
@@ -184,6 +226,20 @@ def read_finished(run_dir: str | Path) -> dict[str, Any] | None:
         return read_json(path)
     except DataError:
         return None
+
+
+def stopped_message(finished: dict[str, Any] | None) -> str | None:
+    """What a completion marker says about a run its time limit stopped before its last step
+    ("stopped at the time limit: 116/300 steps; the cosine schedule was sized for 300 …"), else None."""
+    if not isinstance(finished, dict) or finished.get("stopped") != "time_limit":
+        return None
+    step, steps = finished.get("step"), finished.get("steps")
+    if not isinstance(step, int) or not isinstance(steps, int) or step >= steps:
+        return None
+    limit = finished.get("time_limit_s")
+    limit_text = f"train.time_limit_s = {limit:g}" if isinstance(limit, (int, float)) else "train.time_limit_s"
+    return (f"stopped at the time limit: {step}/{steps} steps; the cosine schedule was sized for {steps} "
+            f"({limit_text}; `searchprobe train … --steps N` lifts the limit, --time-limit S sets another)")
 
 
 def checkpoint_step(run_dir: str | Path) -> int | None:
@@ -377,7 +433,7 @@ def check_run_dir(run_dir: str | Path, data: str | Path | None = None, split: st
     config = read_run_config(run_dir)
     if path.is_file() and path.stat().st_size < 8:
         raise DataError(f"{path}: truncated ({path.stat().st_size} bytes)")
-    dataset = Path(data) if data is not None else Path(config["dataset"]["path"])
+    dataset = Path(data) if data is not None else run_dataset_path(run_dir, config)
     if check_data and (data is not None or dataset.exists()):
         if split is not None:
             check_split(dataset, split, flag)

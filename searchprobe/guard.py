@@ -11,7 +11,7 @@
 * Temporaries: `atomic_directory` names its temporary ``.<out>.<pid>@<host>.<random>.tmp``, so
   `sweep_stale_temporaries` can remove those whose process is gone and leave a live one alone.
 * Resources: `cpu_count` (the CPUs this process may use), `available_memory` (the machine's or its
-  cgroup's), `check_example_count` (refuses a dataset size whose bookkeeping cannot fit).
+  cgroup's; `memory_source` says which), `check_example_count` (refuses a dataset size whose bookkeeping cannot fit).
 """
 
 from __future__ import annotations
@@ -289,13 +289,14 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to this process: the machine's MemAvailable, capped by a cgroup limit."""
-    avail = None
+def _memory_bounds() -> list[tuple[int, str]]:
+    """(bytes, whose) of each bound on this process's memory: the machine's MemAvailable and the
+    room left under a cgroup limit (v2 or v1)."""
+    bounds = []
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                avail = int(line.split()[1]) * 1024
+                bounds.append((int(line.split()[1]) * 1024, "the machine's MemAvailable"))
                 break
     except (OSError, ValueError):
         pass
@@ -310,11 +311,22 @@ def available_memory() -> int | None:
             if limit >= 1 << 60:
                 continue
             usage = int(Path(usage_file).read_text().strip())
-            room = max(0, limit - usage)
-            avail = room if avail is None else min(avail, room)
+            bounds.append((max(0, limit - usage), f"cgroup limit {_size(limit)} ({limit_file}), {_size(usage)} in use"))
         except (OSError, ValueError):
             continue
-    return avail
+    return bounds
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process: the machine's MemAvailable, capped by a cgroup limit."""
+    bounds = _memory_bounds()
+    return min(b for b, _ in bounds) if bounds else None
+
+
+def memory_source() -> str:
+    """Whose limit `available_memory` reports: the machine's or its cgroup's."""
+    bounds = _memory_bounds()
+    return min(bounds)[1] if bounds else "unknown"
 
 
 #: Memory one example costs a generator however small it is: its 64-bit key in the dedupe set

@@ -12,7 +12,7 @@ def _run_dir(run: Any) -> Path:
     return Path(run.run_dir) if hasattr(run, "run_dir") else Path(run)
 
 
-def patch(run: Any, *, pairs: str = "target", n: int = 32, ablate: bool = False, retarget: bool = False,
+def patch(run: Any, *, pairs: str | None = None, n: int = 32, ablate: bool = False, retarget: bool = False,
           **options: Any) -> dict[str, np.ndarray]:
     """Activation patching on a run (a `LoadedRun` or its directory): the maps, by name.
 

@@ -27,7 +27,7 @@ import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from searchprobe.config import from_dict, load_toml
 from searchprobe.errors import ConfigError, DataError
@@ -63,10 +63,11 @@ class Pipeline:
         return Path(self.data.get("out", self.run_dir / "data"))
 
 
-def load_pipeline(path: str | Path, out: str | Path | None = None) -> Pipeline:
-    """Read and validate an experiment TOML (unknown tables or keys are a ConfigError)."""
+def load_pipeline(path: str | Path, out: str | Path | None = None, overrides: Sequence[str] = ()) -> Pipeline:
+    """Read and validate an experiment TOML (unknown tables or keys are a ConfigError); ``--set
+    key.sub=value`` `overrides` are applied to it first and checked like the file's own keys."""
     path = Path(path)
-    raw = load_toml(path)
+    raw = load_toml(path, overrides)
     unknown = set(raw) - _TOP_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_TOP_KEYS))}")
@@ -169,7 +170,7 @@ def _check_options(p: "Pipeline", stage: str, func: Callable, options: dict[str,
 
 
 def _experiment_config(p: Pipeline):
-    from searchprobe.train.loop import TrainConfig
+    from searchprobe.train.config import TrainConfig
     from searchprobe.train.run import ExperimentConfig
 
     train = {k: v for k, v in p.train.items() if k not in _TRAIN_EXTRA}
@@ -238,9 +239,9 @@ def run_pipeline(p: Pipeline, *, force: bool = False, only: list[str] | None = N
 
 
 def run_experiment(path: str | Path, *, out: str | Path | None = None, force: bool = False,
-                   only: list[str] | None = None, progress: bool = True) -> PipelineResult:
+                   only: list[str] | None = None, progress: bool = True, overrides: Sequence[str] = ()) -> PipelineResult:
     """`searchprobe run PATH` as a function: load the experiment TOML and run its stages."""
-    return run_pipeline(load_pipeline(path, out=out), force=force, only=only, progress=progress)
+    return run_pipeline(load_pipeline(path, out=out, overrides=overrides), force=force, only=only, progress=progress)
 
 
 def _preflight(p: Pipeline, force: bool, only: list[str] | None) -> None:

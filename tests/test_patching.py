@@ -317,3 +317,15 @@ def test_run_patching_writes_the_report_contract(tmp_path, tiny):
     assert main(["patch", str(tmp_path / "run"), "--heads", "0.9"]) == 2  # nano: 4 heads
     with np.load(out / "maps.npz") as maps:
         assert maps["resid_role_map"].shape[0] == 2 and maps["heads_map"].shape == (2, 4)
+
+
+def test_the_default_pair_kind_is_the_tasks_first_with_a_corrupted_input(tmp_path):
+    """Maze pairs of every kind have a donor (its first kind, "target"); chess "target" pairs have none,
+    so sweeps default to its "king" pairs."""
+    from searchprobe.intervene.stage import _plan
+
+    options = dict(pairs=None, n=4, sweeps=["resid"], ablate=False, retarget=False, n_ablate=4, ablation_methods=["mean"],
+                   ablation_components=["head"], n_retarget=4, retarget_layers=None, n_probe=10, heads=None, erase=False,
+                   erase_layers=None)
+    assert _plan(_fake_run(tmp_path / "m"), **options).pairs == "target"
+    assert _plan(_fake_run(tmp_path / "c", task="chess"), **options).pairs == "king"

@@ -159,14 +159,13 @@ def test_a_training_that_died_before_its_first_checkpoint_can_be_rerun(data, tmp
     assert cli.main(argv) == 0
 
 
-def test_resuming_a_finished_run_keeps_its_evaluation(finished_run, tmp_path):
+def test_resuming_a_finished_run_keeps_its_evaluation(data, finished_run, tmp_path):
     from searchprobe.train.run import train_run
 
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     before = json.loads((run / "eval.json").read_text())["metrics"]
-    train_run(_experiment_config(Path(json.loads((run / "config.json").read_text())["dataset"]["path"])), run,
-              resume=True, progress=False)
+    train_run(_experiment_config(data), run, resume=True, progress=False)
     assert json.loads((run / "eval.json").read_text())["metrics"] == before != {}
 
 

@@ -16,6 +16,8 @@ from searchprobe.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from searchprobe.config import SET_HELP
+
     parser.add_argument("task_file", type=Path, metavar="TASK.toml", help="task recipe, e.g. tasks/maze-dfs-7x7.toml")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="output directory (default: data/<name>)")
     parser.add_argument("--n", type=int, default=None, metavar="N", help="number of examples (overrides the TOML)")
@@ -25,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="worker processes (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=SET_HELP + " (--n and --seed win over it)")
 
 
 def task_of_file(task_file: Path):
@@ -52,6 +56,15 @@ def check_recipe(task_file: Path, n: int | None, shard: tuple[int, int] | None) 
 
 
 def run(args: argparse.Namespace) -> int:
+    from searchprobe.config import toml_overrides
+
+    # --set key=value: every reader of the task TOML (these checks and the task's own loader) sees
+    # the file with the overrides applied, so they are validated exactly like the file's keys.
+    with toml_overrides(args.task_file, args.overrides):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from searchprobe.guard import check_out_path, cpu_count, note
     from searchprobe.tasks.store import check_replaceable, parse_shard
 

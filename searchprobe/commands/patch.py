@@ -12,7 +12,7 @@ def _csv(text: str) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a trained run directory")
     parser.add_argument("--data", help="dataset directory (default: the one the run was trained on)")
-    parser.add_argument("--pairs", default="target", help="counterfactual pair kind, as the task defines them (mazes: target, wall or origin; default: target)")
+    parser.add_argument("--pairs", default=None, help="counterfactual pair kind, one of the task's pair_kinds (default: its first kind with a corrupted input)")
     parser.add_argument("--n", type=int, default=32, help="pairs for the patching sweeps (default: 32)")
     parser.add_argument("--sweeps", default="resid,heads,mlp", help="comma list of resid, heads, mlp, attn (default: resid,heads,mlp)")
     parser.add_argument("--ablate", action="store_true", help="ablate heads, MLPs and layers, scored by rollouts")

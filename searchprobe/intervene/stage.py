@@ -10,7 +10,6 @@ report contract: stage, title, summary, sections with figures and tables).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from searchprobe.errors import DataError, InputError
+from searchprobe.files import read_json
 from searchprobe.io import atomic_write_bytes, atomic_write_json
 
 SWEEP_CHOICES = ("resid", "heads", "mlp", "attn")
@@ -139,6 +139,7 @@ class _Plan:
     task: Any
     model_cfg: Any
     ablations: list
+    pairs: str  #: the pair kind (the task's first kind with a corrupted input when none was named)
 
 
 def _positive(**counts: Any) -> None:
@@ -184,9 +185,11 @@ def _plan(run_dir: Path, *, pairs, n, sweeps, ablate, retarget, n_ablate, ablati
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise DataError(f"{run_dir} is not a run directory: config.json is missing")
-    config = json.loads(config_path.read_text())
+    config = read_json(config_path)
     task = task_of(config, f"{config_path}")
     model_cfg = from_dict(ModelConfig, config.get("model", {}), f"{config_path} [model]")
+    if pairs is None:  # the first kind with a corrupted input (what sweeps patch from), else the first
+        pairs = next((k for k in task.pair_kinds if k not in task.donorless_pair_kinds), (task.pair_kinds or (None,))[0])
     task.check_pair_kind(pairs)
     if sweeps and pairs in task.donorless_pair_kinds:
         donors = [k for k in task.pair_kinds if k not in task.donorless_pair_kinds]
@@ -218,7 +221,7 @@ def _plan(run_dir: Path, *, pairs, n, sweeps, ablate, retarget, n_ablate, ablati
         task.goal_site()  # the task's own one-line error when it has no goal
     if erase and not task.primary_metrics:
         raise InputError(f"task {task.name!r} names no rollout metrics (primary_metrics); erasure cannot be scored")
-    return _Plan(task, model_cfg, ablations)
+    return _Plan(task, model_cfg, ablations, pairs)
 
 
 def _label(metric: str) -> str:
@@ -262,7 +265,7 @@ def _retarget_summary(ret, conds) -> str:
     return text
 
 
-def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, sweeps: Sequence[str] = ("resid", "heads", "mlp"),
+def run_patching(run_dir: str | Path, *, pairs: str | None = None, n: int = 32, sweeps: Sequence[str] = ("resid", "heads", "mlp"),
                  ablate: bool = True, retarget: bool = True, split: str = "test", seed: int = 0, n_ablate: int = 64,
                  ablation_methods: Sequence[str] = ("mean",), ablation_components: Sequence[str] = ("head", "mlp", "layer"),
                  n_retarget: int = 32, retarget_layers: Sequence[int] | None = None, n_probe: int = 1000,
@@ -270,7 +273,8 @@ def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, swe
                  erase_layers: Sequence[int] | None = None, data: str | Path | None = None, progress: bool = True) -> Path:
     """Run the patching stage on a trained run of any task with counterfactual pairs; returns ``<run_dir>/patching``.
 
-    `pairs` is one of the task's ``pair_kinds``; `sweeps` of ``SWEEP_CHOICES``. Ablations (every
+    `pairs` is one of the task's ``pair_kinds`` (default: its first kind with a corrupted input, e.g.
+    a maze's ``"target"``); `sweeps` of ``SWEEP_CHOICES``. Ablations (every
     component of `ablation_components`, or only `heads`) are scored by `n_ablate` rollouts on the
     task's metrics; retargeting uses `n_retarget` ``"target"`` pairs and a goal probe fitted on
     `n_probe` training examples; `erase` LEACE-erases the goal at `erase_layers`.
@@ -289,6 +293,7 @@ def run_patching(run_dir: str | Path, *, pairs: str = "target", n: int = 32, swe
     plan = _plan(run_dir, pairs=pairs, n=n, sweeps=sweeps, ablate=ablate, retarget=retarget, n_ablate=n_ablate,
                  ablation_methods=ablation_methods, ablation_components=ablation_components, n_retarget=n_retarget,
                  retarget_layers=retarget_layers, n_probe=n_probe, heads=heads, erase=erase, erase_layers=erase_layers)
+    pairs = plan.pairs
     run = load_run(run_dir, data)
     task, task_data, model, tokenizer = run.task, run.data, run.model, run.tokenizer
     task_data.split(split)

@@ -72,6 +72,12 @@ def build_report(run_dir: str | Path, *, n_examples: int = N_EXAMPLE_PICTURES) -
     sections = [_overview(run_dir, config)]
     if unfinished:
         sections[0].text = f"Unfinished: {unfinished}."
+    else:
+        from searchprobe.files import read_finished, stopped_message
+
+        stopped = stopped_message(read_finished(run_dir))
+        if stopped:
+            sections[0].text = f"Training {stopped}."
     for make in (_dataset_section, _training_section, _evaluation_section):
         section, note = make(run_dir, config, n_examples) if make is _dataset_section else make(run_dir, config)
         if section is not None:
@@ -113,9 +119,11 @@ def _section_data(section: Section, assets: Path, prefix: str) -> dict[str, Any]
 
 # --- sections ----------------------------------------------------------------------------------
 def _overview(run_dir: Path, config: dict[str, Any]) -> Section:
+    from searchprobe.files import run_dataset_path
+
     model = config.get("model", {})
     ds = config.get("dataset", {})
-    rows = [["task", config.get("task")], ["dataset", ds.get("name")], ["dataset path", ds.get("path")],
+    rows = [["task", config.get("task")], ["dataset", ds.get("name")], ["dataset path", str(run_dataset_path(run_dir, config))],
             ["dataset fingerprint", ds.get("fingerprint")],
             ["model", f"{model.get('n_layers')} layers, d_model {model.get('d_model')}, {model.get('n_heads')} heads, "
                       f"{config.get('n_params', 0) if _number(config.get('n_params', 0)) else 0:,} parameters"],
@@ -124,7 +132,9 @@ def _overview(run_dir: Path, config: dict[str, Any]) -> Section:
 
 
 def _dataset_section(run_dir: Path, config: dict[str, Any], n_examples: int) -> tuple[Section | None, str]:
-    ds_path = Path(config.get("dataset", {}).get("path", ""))
+    from searchprobe.files import run_dataset_path
+
+    ds_path = run_dataset_path(run_dir, config)  # relative to the run directory (format 2), so a moved run finds it
     try:
         from searchprobe.tasks.store import read_dataset
 

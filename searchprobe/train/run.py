@@ -19,10 +19,11 @@ import numpy as np
 from searchprobe import __version__
 from searchprobe.config import from_dict, load_toml, to_dict
 from searchprobe.errors import ConfigError, DataError, FingerprintMismatch, InputError
-from searchprobe.files import FINISHED, RUN_FORMAT, check_run_dir, read_run_config, vocab_list, warn_if_unfinished
+from searchprobe.files import (FINISHED, RUN_FORMAT, check_run_dir, dataset_location, read_run_config, run_dataset_path,
+                               stopped_message, vocab_list, warn_if_unfinished)
 from searchprobe.io import atomic_write_json
 from searchprobe.tasks.base import Task, get_task, task_of
-from searchprobe.train.loop import TrainConfig
+from searchprobe.train.config import TrainConfig
 from searchprobe.train.model import ModelConfig, preset
 from searchprobe.train.task_data import TaskData
 
@@ -59,8 +60,9 @@ class ExperimentConfig:
         return from_dict(ModelConfig, {**to_dict(base), **options}, "experiment [model]")
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
-    data = load_toml(path)
+def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """An experiment TOML, with ``--set key.sub=value`` `overrides` applied before it is checked."""
+    data = load_toml(path, overrides)
     data.pop("name", None)
     return from_dict(ExperimentConfig, data, str(path))
 
@@ -139,7 +141,9 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
     """Train per `cfg` into run directory `out`; returns the final evaluation.
 
     The run directory is locked for the whole training (`searchprobe.guard.lock_directory`), and
-    ``finished.json`` marks a run that reached its last step (or its time limit)."""
+    ``finished.json`` marks a run that reached its last step (or its time limit). A run whose
+    estimated peak memory (`searchprobe.train.memory`) exceeds what the machine or its cgroup has
+    available is refused before the model is built."""
     import torch
 
     from searchprobe.guard import check_out_path, lock_directory
@@ -148,7 +152,9 @@ def train_run(cfg: ExperimentConfig, out: str | Path, *, resume: bool = False, p
     if not Path(cfg.data).exists():
         raise DataError(f"data {cfg.data} does not exist; give a dataset directory or a task TOML")
     check_eval_split(cfg)
-    cfg.model_config()
+    from searchprobe.train.memory import check_run_memory
+
+    check_run_memory(cfg, cfg.model_config())  # a model whose weights and AdamW state cannot fit fails instantly
     plan_run(out, resume, quiet=True)  # fails fast, before the lock or anything is written
     if Path(cfg.data).suffix != ".toml":  # a dataset directory: its files, task, splits and vocabulary
         from searchprobe.tasks.store import read_dataset
@@ -169,6 +175,7 @@ def _train_run(cfg: ExperimentConfig, out: Path, *, resume: bool, progress: bool
 
     from searchprobe.guard import TRAIN_ENTRIES, record_entries, remove_owned
     from searchprobe.train.loop import pick_device, train
+    from searchprobe.train.memory import check_run_memory
     from searchprobe.train.model import build_model, count_parameters
 
     resume = plan_run(out, resume)
@@ -184,6 +191,8 @@ def _train_run(cfg: ExperimentConfig, out: Path, *, resume: bool, progress: bool
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
     device = pick_device(cfg.train.device)
+    world = torch.distributed.get_world_size() if distributed else 1
+    check_run_memory(cfg, model_cfg, train_data, task_data, device, world)  # before the model is built
     model = build_model(model_cfg, device=str(device))
     n_params = count_parameters(model)
     run_config = {
@@ -194,7 +203,7 @@ def _train_run(cfg: ExperimentConfig, out: Path, *, resume: bool, progress: bool
         "train": to_dict(cfg.train),
         "experiment": to_dict(cfg),
         "task": stored.config.get("task"),
-        "dataset": {"path": str(stored.path), "name": stored.config.get("name"), "fingerprint": stored.fingerprint,
+        "dataset": {**dataset_location(stored.path, out), "name": stored.config.get("name"), "fingerprint": stored.fingerprint,
                     "tokenizer": stored.config.get("tokenizer"), "task_config": stored.config.get("config")},
         "vocab": task_data.vocab,
     }
@@ -231,8 +240,14 @@ def _train_run(cfg: ExperimentConfig, out: Path, *, resume: bool, progress: bool
     atomic_write_json(out / "eval.json", {"split": cfg.eval_split, "step": result.step, "metrics": final,
                                          "elapsed_s": round(result.elapsed_s, 2), "tokens_seen": result.tokens_seen})
     if finished:
-        atomic_write_json(out / FINISHED, {"step": result.step, "steps": cfg.train.steps, "stopped": result.stopped,
-                                           "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        marker = {"step": result.step, "steps": cfg.train.steps, "stopped": result.stopped,
+                  "time_limit_s": cfg.train.time_limit_s, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        atomic_write_json(out / FINISHED, marker)
+        stopped = stopped_message(marker)  # a time limit that cut the schedule short is said, not silent
+        if stopped:
+            from searchprobe.guard import warn
+
+            warn(stopped)
     return final
 
 
@@ -295,7 +310,8 @@ class LoadedRun:
     def data(self) -> TaskData:
         """The run's dataset seen through its task (a clear error when the dataset is gone)."""
         if self.dataset is None:
-            raise DataError(f"the dataset of run {self.run_dir} is gone ({self.config['dataset']['path']}); pass --data DIR")
+            raise DataError(f"the dataset of run {self.run_dir} is gone ({run_dataset_path(self.run_dir, self.config)}); "
+                            "pass --data DIR")
         return TaskData(self.dataset, self.task)
 
 
@@ -317,7 +333,7 @@ def load_run(run_dir: str | Path, data: str | Path | None = None, device: str | 
     load_weights(model, run_dir / "model.safetensors")
     model.eval()
     stored = None
-    data_path = Path(data) if data is not None else Path(config["dataset"]["path"])
+    data_path = Path(data) if data is not None else run_dataset_path(run_dir, config)
     if data is not None or data_path.exists():
         stored = read_dataset(data_path)
         vocab = vocab_list(stored.vocab, data_path / "vocab.json")

@@ -99,7 +99,10 @@ class ChessTaskConfig:
     def __post_init__(self) -> None:
         if self.n < 1:
             raise InputError(f"n={self.n} must be >= 1")
+        from searchprobe.guard import plain_name
         from searchprobe.tasks.store import check_splits
+
+        plain_name(self.name, "name")  # it names the default output directory
 
         check_splits(self.splits)
 

@@ -102,13 +102,7 @@ def line_after(board: chess.Board, move: chess.Move | str, k: int, solver: MateS
     line = [move]
     if k == 1 or board.is_game_over():
         return line
-    best_reply, best_len = None, 0
-    for reply in board.generate_legal_moves():
-        board.push(reply)
-        length = solver.shortest_mate(board, k - 1) or k
-        board.pop()
-        if length > best_len:
-            best_reply, best_len = reply, length
+    best_reply = solver.longest_defence(board, k)
     board.push(best_reply)
     return line + [best_reply] + solver.principal_variation(board, k - 1)
 

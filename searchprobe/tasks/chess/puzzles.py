@@ -191,13 +191,7 @@ class MateSolver:
                 pushed += 1
                 if remaining == 1:
                     break
-                best_reply, best_len = None, 0
-                for reply in board.generate_legal_moves():
-                    board.push(reply)
-                    length = self.shortest_mate(board, remaining - 1) or remaining
-                    board.pop()
-                    if length > best_len:
-                        best_reply, best_len = reply, length
+                best_reply = self.longest_defence(board, remaining)
                 line.append(best_reply)
                 board.push(best_reply)
                 pushed += 1
@@ -205,6 +199,18 @@ class MateSolver:
             for _ in range(pushed):
                 board.pop()
         return line
+
+    def longest_defence(self, board: chess.Board, n: int) -> chess.Move:
+        """The defender's reply (to move in a lost position, mate within n - 1 after it) that puts
+        mate off longest; the first such reply in move order."""
+        best_reply, best_len = None, 0
+        for reply in board.generate_legal_moves():
+            board.push(reply)
+            length = self.shortest_mate(board, n - 1) or n
+            board.pop()
+            if length > best_len:
+                best_reply, best_len = reply, length
+        return best_reply
 
     @staticmethod
     def _attacker_moves(board: chess.Board, last: bool) -> list[chess.Move]:
