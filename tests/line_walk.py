@@ -144,8 +144,13 @@ class LineWalk(Task):
             x_tokens, x_roles = encode(tokens[2] - len(SPECIALS), start, other)
             c_roles = encode(tokens[2] - len(SPECIALS), start, goal)[1]
             k = next(j for j in range(PROMPT, min(len(tokens), len(x_tokens))) if tokens[j] != x_tokens[j])
-            clean.append(tokens[:k]), corrupt.append(x_tokens[:k]), roles.append(c_roles[:k])
-            answers.append((tokens[k], x_tokens[k])), steps.append(k - PROMPT), index.append(i), goals.append((goal, other))
+            clean.append(tokens[:k])
+            corrupt.append(x_tokens[:k])
+            roles.append(c_roles[:k])
+            answers.append((tokens[k], x_tokens[k]))
+            steps.append(k - PROMPT)
+            index.append(i)
+            goals.append((goal, other))
             if len(index) == n:
                 break
         T = max(len(t) for t in clean)
