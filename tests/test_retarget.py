@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from searchprobe.errors import DataError, InputError
-from searchprobe.intervene.retarget import goal_examples, goal_positions, retarget, wilson
+from searchprobe.intervene.retarget import goal_examples, retarget, wilson
 
 
 @pytest.mark.parametrize("k,n,low,high", [(8, 10, 0.4902, 0.9433), (0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0),
@@ -65,7 +65,7 @@ def test_goal_examples_are_the_target_cells(setup):
         assert len(prompt) == k and prompt[pos - 1] == start  # the token after <TARGET_START>
         assert prompt[pos] == s.tokenizer.cell_ids[divmod(int(cls), 3)]
     with pytest.raises(DataError, match="no 'target' token"):
-        goal_positions(s.task, [np.zeros(5, dtype=np.int16)])
+        s.task.goal_positions([np.zeros(5, dtype=np.int16)])
 
 
 def test_steering_conditions_run_with_a_fitted_probe(setup):

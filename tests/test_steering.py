@@ -106,14 +106,14 @@ def test_hooks_change_exactly_what_they_say():
 
 def test_amnesic_rollouts_erase_the_goal_at_its_token(tiny):
     from searchprobe.intervene.ablation import rollout_metrics
-    from searchprobe.intervene.retarget import goal_examples, goal_positions
+    from searchprobe.intervene.retarget import goal_examples
     from searchprobe.intervene.steering import amnesic_rollouts, collect
 
     s = tiny
     fit = goal_examples(s.data, "train", 150)
     x = collect(s.model, fit.prompts, "blocks.1.hook_resid_pre", fit.positions)
     rows = s.data.rows("test", 5, (*s.task.rollout_columns, "roles"))
-    at = goal_positions(s.task, rows["roles"], [len(p) for p in s.data.prompts(rows)])
+    at = s.task.goal_positions(rows["roles"], [len(p) for p in s.data.prompts(rows)])
     out = amnesic_rollouts(s.model, s.data, rows, 1, x, fit.classes, at)
     assert out["hook"] == "blocks.1.hook_resid_pre" and out["position"] == int(at[0])
     assert out["rank"] == len(np.unique(fit.classes)) - 1  # LEACE erases k - 1 directions of k classes

@@ -176,13 +176,6 @@ class GoalExamples:
         return len(self.prompts)
 
 
-def goal_positions(task, roles: Sequence[np.ndarray], limits: Sequence[int] | None = None,
-                   classes: np.ndarray | None = None) -> np.ndarray:
-    """Index of the goal's token in each prompt (the task's `goal_positions`: by default the first
-    token of its `goal_role` before `limits`; `classes` places a class-dependent goal)."""
-    return np.asarray(task.goal_positions(roles, limits, classes), dtype=np.int64)
-
-
 def goal_examples(data, split: str, n: int) -> GoalExamples:
     """The first `n` rows of `split` of a `TaskData` as `GoalExamples` (rollout prompts, goal positions, classes)."""
     task = data.task
@@ -190,7 +183,7 @@ def goal_examples(data, split: str, n: int) -> GoalExamples:
     prompts = data.prompts(rows)
     classes, n_classes = task.goal_classes(rows, data.config)
     classes = np.asarray(classes, dtype=np.int64)
-    return GoalExamples(prompts, goal_positions(task, rows["roles"], [len(p) for p in prompts], classes),
+    return GoalExamples(prompts, task.goal_positions(rows["roles"], [len(p) for p in prompts], classes),
                         classes, int(n_classes))
 
 
@@ -229,7 +222,7 @@ def retarget(model, data, pairs, layers: Sequence[int] | None = None, probe: Goa
     solved = np.asarray(base_out["old"], dtype=bool)
     clean_prompts = pairs.prompts("clean")
     old_goal, new_goal = (np.asarray(g, dtype=np.int64) for g in task.pair_goal_classes(pairs))
-    tpos = goal_positions(task, pairs.roles, pairs.prompt_len, old_goal)
+    tpos = task.goal_positions(pairs.roles, pairs.prompt_len, old_goal)
     rng = np.random.default_rng(seed)
     same_goal = task.same_goal_prompts(pairs, data.tokenizer(), rng) if "same_target" in supported else None
     do_steer = probe is not None and any(c in wanted for c in PROBE_CONDITIONS)

@@ -284,7 +284,7 @@ def run_patching(run_dir: str | Path, *, pairs: str | None = None, n: int = 32, 
     from searchprobe.intervene.ablation import ablation_sweep
     from searchprobe.intervene.attribution import attribution_sweep, correlation
     from searchprobe.intervene.patching import patch_sweep, sweep_pairs
-    from searchprobe.intervene.retarget import GOAL_PAIR_KIND, goal_examples, goal_positions
+    from searchprobe.intervene.retarget import GOAL_PAIR_KIND, goal_examples
     from searchprobe.intervene.retarget import retarget as retarget_fn
     from searchprobe.train.run import load_run
 
@@ -313,7 +313,7 @@ def run_patching(run_dir: str | Path, *, pairs: str | None = None, n: int = 32, 
     if erase:
         erase_rows = task_data.rows(split, n_ablate, tuple(dict.fromkeys((*task.rollout_columns, "roles", *task.goal_columns))))
         erase_classes, _ = task.goal_classes(erase_rows, task_data.config)
-        erase_at = goal_positions(task, erase_rows["roles"], [len(p) for p in task_data.prompts(erase_rows)], erase_classes)
+        erase_at = task.goal_positions(erase_rows["roles"], [len(p) for p in task_data.prompts(erase_rows)], erase_classes)
         if len(np.unique(erase_at)) > 1:
             raise InputError(f"erasure needs the goal at one position in every prompt; task {task.name!r} places it at "
                              f"{len(np.unique(erase_at))} positions ({task.goal_site()}): run without erasure")

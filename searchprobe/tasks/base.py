@@ -270,15 +270,14 @@ class Task:
         (search before them), `classes` each prompt's goal class (`goal_classes`; for pairs the
         clean side's, `pair_goal_classes`). Default: the first token of the `goal_role` (classes
         unused); a task whose goal sits at a class-dependent token (a square of a board) overrides it."""
-        code = self.role_code(self.goal_role())
-        out = []
-        for i, r in enumerate(roles):
-            r = np.asarray(r)
-            hits = np.flatnonzero(r[: None if limits is None else int(limits[i])] == code)
-            if not len(hits):
-                raise DataError(f"prompt {i} has no {self.goal_role()!r} token, where task {self.name!r} states the goal")
-            out.append(int(hits[0]))
-        return np.array(out, dtype=np.int64)
+        from searchprobe.acts import find_positions
+
+        cut = [np.asarray(r)[: None if limits is None else int(limits[i])] for i, r in enumerate(roles)]
+        found = find_positions(cut, [self.role_code(self.goal_role())])[:, 0].astype(np.int64)
+        if (found < 0).any():
+            i = int(np.flatnonzero(found < 0)[0])
+            raise DataError(f"prompt {i} has no {self.goal_role()!r} token, where task {self.name!r} states the goal")
+        return found
 
     def goal_classes(self, rows: Mapping[str, Any], dataset_config: Mapping[str, Any]) -> tuple[np.ndarray, int]:
         """(class id of each row's goal, number of classes): the probe target for goal steering and
