@@ -34,10 +34,10 @@ def _save_run(run: Path, data: Path, init_seed: int) -> None:
     from searchprobe.tasks.store import read_dataset
     from searchprobe.train.checkpoint import save_weights
     from searchprobe.train.model import ModelConfig, build_model
-    from searchprobe.train.task_data import vocab_tokens
+    from searchprobe.files import vocab_list
 
     stored = read_dataset(data)
-    vocab = vocab_tokens(stored.vocab)
+    vocab = vocab_list(stored.vocab, data / "vocab.json")
     cfg = ModelConfig(n_layers=3, d_model=16, n_heads=2, init_seed=init_seed).with_data(len(vocab), 64)
     run.mkdir(exist_ok=True)
     save_weights(build_model(cfg), run / "model.safetensors")

@@ -8,17 +8,14 @@ sizing and running greedy rollouts, averaging).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from searchprobe.errors import DataError
+from searchprobe.files import vocab_list
 from searchprobe.tasks.base import Task, task_of
-
-
-def vocab_tokens(vocab: Any) -> list[str]:
-    """The token strings of a dataset's ``vocab.json`` (a list, or a dict with ``tokens``)."""
-    return list(vocab) if isinstance(vocab, list) else list(vocab["tokens"])
 
 
 def generation_start(columns: Mapping[str, Any]) -> np.ndarray:
@@ -37,7 +34,7 @@ class TaskData:
     def __init__(self, stored, task: Task | None = None):
         self.stored = stored
         self.task = task if task is not None else task_of(stored.config, f"dataset {stored.path}")
-        self.vocab = vocab_tokens(stored.vocab)
+        self.vocab = vocab_list(stored.vocab, Path(stored.path) / "vocab.json")
         self.pad_id = self.token_id(self.task.pad_token)
         self.stop_id = self.token_id(self.task.stop_token)
 
